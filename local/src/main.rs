@@ -1,0 +1,67 @@
+//! `snowcast`: the command-line face of the library.
+//!
+//! Commands report errors in one place (`main`), as one line on stderr, and map outcomes to
+//! exit codes: 0 success, 1 operational error, 2 the input was rejected.
+
+mod convert;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "snowcast",
+    version,
+    about = "Tenant CSV -> Snowflake pipeline tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert one CSV to silver Parquet; prints the manifest as JSON.
+    Convert(convert::ConvertArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SNOWCAST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&e),
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Convert(args) => convert::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => report(&error),
+    }
+}
+
+/// Prints an error and its causes on one line; exit code 1.
+fn report(error: &dyn std::error::Error) -> ExitCode {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    eprintln!("snowcast: {message}");
+    ExitCode::from(1)
+}

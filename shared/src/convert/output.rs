@@ -1,0 +1,544 @@
+//! Silver output: Parquet files (rolled by size), Hive partitions under a memory budget,
+//! and the reject log.
+//!
+//! Unpartitioned data streams straight into one Parquet writer. Partitioned data cannot:
+//! hundreds of open writers would each hold a row group (and, on S3, a 5 MiB part) in
+//! memory. Instead batches are grouped by partition in memory, and when the buffered bytes
+//! pass the budget every buffered partition is appended to one LZ4-compressed Arrow IPC
+//! spill file (a list of segments per partition). At the end each partition is replayed
+//! and written, one writer at a time, so memory is one batch plus one row group whatever
+//! the number of partitions.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write},
+    path::Path,
+};
+
+use arrow_array::{
+    Array, ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow_ipc::{
+    CompressionType,
+    reader::StreamReader,
+    writer::{IpcWriteOptions, StreamWriter},
+};
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use parquet::{
+    arrow::ArrowWriter,
+    basic::{Compression, ZstdLevel},
+    file::properties::{EnabledStatistics, WriterProperties},
+};
+
+use super::{
+    ConvertSettings,
+    values::{format_date, month_index},
+};
+use crate::{
+    contract::{ColumnType, Granularity},
+    error::{Error, Result},
+    storage::{ObjectSink, ObjectUpload},
+};
+
+/// A finished Parquet object, uploaded but not yet committed.
+pub struct WrittenFile {
+    pub upload: Box<dyn ObjectUpload>,
+    pub partition: Option<String>,
+    pub rows: u64,
+}
+
+/// Writer properties for silver files: zstd, chunk statistics, Parquet 1.0 pages (read by
+/// every Snowflake version), row groups bounded by the memory budget.
+pub fn writer_properties(settings: &ConvertSettings) -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_bytes(Some(settings.row_group_bytes()))
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_created_by(concat!("snowcast ", env!("CARGO_PKG_VERSION")).to_string())
+        .build())
+}
+
+/// Parquet files of one partition: `<dir>/<stem>-<n>.parquet`, a new file whenever the
+/// current one reaches the target size.
+pub struct ParquetSeries {
+    schema: SchemaRef,
+    properties: WriterProperties,
+    directory: String,
+    stem: String,
+    partition: Option<String>,
+    target_file_bytes: usize,
+    upload_chunk: usize,
+    current: Option<OpenFile>,
+    written: Vec<WrittenFile>,
+}
+
+struct OpenFile {
+    writer: ArrowWriter<Vec<u8>>,
+    upload: Box<dyn ObjectUpload>,
+    rows: u64,
+}
+
+impl ParquetSeries {
+    pub fn new(
+        schema: SchemaRef,
+        properties: WriterProperties,
+        directory: String,
+        stem: String,
+        partition: Option<String>,
+        settings: &ConvertSettings,
+    ) -> Self {
+        ParquetSeries {
+            schema,
+            properties,
+            directory,
+            stem,
+            partition,
+            target_file_bytes: settings.target_file_bytes,
+            upload_chunk: settings.upload_chunk_bytes,
+            current: None,
+            written: Vec::new(),
+        }
+    }
+
+    pub async fn write(&mut self, sink: &dyn ObjectSink, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let file = match &mut self.current {
+            Some(file) => file,
+            None => {
+                let key = format!(
+                    "{}{}-{}.parquet",
+                    self.directory,
+                    self.stem,
+                    self.written.len()
+                );
+                let upload = sink.create(&key).await?;
+                let writer = ArrowWriter::try_new(
+                    Vec::with_capacity(self.upload_chunk),
+                    self.schema.clone(),
+                    Some(self.properties.clone()),
+                )?;
+                self.current.insert(OpenFile {
+                    writer,
+                    upload,
+                    rows: 0,
+                })
+            }
+        };
+        file.writer.write(batch)?;
+        file.rows += batch.num_rows() as u64;
+        if file.writer.inner_mut().len() >= self.upload_chunk {
+            // The writer only counts bytes; draining its buffer does not disturb offsets.
+            let encoded = std::mem::take(file.writer.inner_mut());
+            file.upload.write(Bytes::from(encoded)).await?;
+        }
+        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.target_file_bytes {
+            self.close_current().await?;
+        }
+        Ok(())
+    }
+
+    async fn close_current(&mut self) -> Result<()> {
+        if let Some(mut file) = self.current.take() {
+            let rest = file.writer.into_inner()?;
+            file.upload.write(Bytes::from(rest)).await?;
+            self.written.push(WrittenFile {
+                upload: file.upload,
+                partition: self.partition.clone(),
+                rows: file.rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the open file and hands over every file of the series.
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        self.close_current().await?;
+        Ok(self.written)
+    }
+
+    /// Discards everything written.
+    pub async fn abort(mut self) -> Result<()> {
+        if let Some(file) = self.current.take() {
+            file.upload.abort().await?;
+        }
+        abort_all(self.written).await
+    }
+}
+
+/// Aborts uploads that were written but not committed.
+pub async fn abort_all(files: Vec<WrittenFile>) -> Result<()> {
+    for file in files {
+        file.upload.abort().await?;
+    }
+    Ok(())
+}
+
+/// How rows map to Hive partitions.
+#[derive(Debug, Clone)]
+pub struct Partitioner {
+    /// Index of the partition column in the silver schema.
+    pub column: usize,
+    pub name: String,
+    pub column_type: ColumnType,
+    pub granularity: Granularity,
+}
+
+impl Partitioner {
+    /// Partition number of every row: days since epoch, or months since year 0.
+    fn keys(&self, array: &ArrayRef) -> Result<Vec<i32>> {
+        let days: Vec<i32> = if let Some(dates) = array.as_any().downcast_ref::<Date32Array>() {
+            dates.values().to_vec()
+        } else if let Some(stamps) = array.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+            stamps
+                .values()
+                .iter()
+                .map(|micros| micros.div_euclid(86_400_000_000) as i32)
+                .collect()
+        } else {
+            return Err(Error::invalid(
+                "partition column",
+                "must be a date or timestamp",
+            ));
+        };
+        Ok(match self.granularity {
+            Granularity::Month => days.into_iter().map(month_index).collect(),
+            _ => days,
+        })
+    }
+
+    /// The Hive directory of a partition number: `date=2024-03-01`, `date_month=2024-03`.
+    pub fn directory(&self, key: i32) -> String {
+        match (self.granularity, self.column_type) {
+            (Granularity::Month, _) => format!(
+                "{}_month={:04}-{:02}",
+                self.name,
+                key.div_euclid(12),
+                key.rem_euclid(12) + 1
+            ),
+            (_, ColumnType::Date) => format!("{}={}", self.name, format_date(key)),
+            _ => format!("{}_date={}", self.name, format_date(key)),
+        }
+    }
+}
+
+/// Spilled IPC segments and in-memory batches of one partition, oldest first.
+#[derive(Default)]
+struct PartitionBuffer {
+    segments: Vec<(u64, u64)>,
+    batches: Vec<RecordBatch>,
+}
+
+/// Buffers batches per partition under a byte limit, spilling to a temporary file.
+pub struct PartitionedWriter {
+    partitioner: Partitioner,
+    schema: SchemaRef,
+    partitions: BTreeMap<i32, PartitionBuffer>,
+    buffered_bytes: usize,
+    limit: usize,
+    spill: Option<SpillFile>,
+    spill_dir: std::path::PathBuf,
+}
+
+impl PartitionedWriter {
+    pub fn new(partitioner: Partitioner, schema: SchemaRef, settings: &ConvertSettings) -> Self {
+        PartitionedWriter {
+            partitioner,
+            schema,
+            partitions: BTreeMap::new(),
+            buffered_bytes: 0,
+            limit: settings.buffer_limit(),
+            spill: None,
+            spill_dir: settings.spill_dir.clone(),
+        }
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Bytes written to the spill file so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.len)
+    }
+
+    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let keys = self
+            .partitioner
+            .keys(batch.column(self.partitioner.column))?;
+        let Some(&first) = keys.first() else {
+            return Ok(());
+        };
+        self.buffered_bytes += batch.get_array_memory_size();
+        if keys.iter().all(|&k| k == first) {
+            self.partitions
+                .entry(first)
+                .or_default()
+                .batches
+                .push(batch);
+        } else {
+            self.push_grouped(&batch, &keys)?;
+        }
+        if self.buffered_bytes > self.limit {
+            self.spill_all()?;
+        }
+        Ok(())
+    }
+
+    /// Reorders a mixed batch by partition with one `take` (a counting sort), then hands
+    /// each partition its slice.
+    fn push_grouped(&mut self, batch: &RecordBatch, keys: &[i32]) -> Result<()> {
+        let mut counts: BTreeMap<i32, u32> = BTreeMap::new();
+        for &key in keys {
+            *counts.entry(key).or_default() += 1;
+        }
+        let mut next: BTreeMap<i32, u32> = BTreeMap::new();
+        let mut offset = 0;
+        for (&key, &count) in &counts {
+            next.insert(key, offset);
+            offset += count;
+        }
+        let mut order = vec![0u32; keys.len()];
+        for (row, key) in keys.iter().enumerate() {
+            let slot = next.get_mut(key).expect("every key was counted");
+            order[*slot as usize] = row as u32;
+            *slot += 1;
+        }
+        let sorted = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))?;
+        let mut start = 0usize;
+        for (key, count) in counts {
+            let slice = sorted.slice(start, count as usize);
+            self.partitions.entry(key).or_default().batches.push(slice);
+            start += count as usize;
+        }
+        Ok(())
+    }
+
+    /// Moves every buffered batch to the spill file.
+    fn spill_all(&mut self) -> Result<()> {
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(SpillFile::create(&self.spill_dir)?),
+        };
+        for buffer in self.partitions.values_mut() {
+            if !buffer.batches.is_empty() {
+                let segment = spill.append(&self.schema, &buffer.batches)?;
+                buffer.segments.push(segment);
+                buffer.batches.clear();
+            }
+        }
+        self.buffered_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes every partition, one at a time, in partition order.
+    pub async fn finish(
+        mut self,
+        sink: &dyn ObjectSink,
+        make_series: impl Fn(String) -> ParquetSeries,
+    ) -> Result<Vec<WrittenFile>> {
+        let mut files = Vec::new();
+        let partitions = std::mem::take(&mut self.partitions);
+        for (key, buffer) in partitions {
+            let mut series = make_series(self.partitioner.directory(key));
+            let outcome = self.replay(sink, &mut series, buffer).await;
+            match outcome {
+                Ok(()) => files.extend(series.finish().await?),
+                Err(error) => {
+                    series.abort().await?;
+                    abort_all(files).await?;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    async fn replay(
+        &mut self,
+        sink: &dyn ObjectSink,
+        series: &mut ParquetSeries,
+        buffer: PartitionBuffer,
+    ) -> Result<()> {
+        for (offset, len) in buffer.segments {
+            let spill = self
+                .spill
+                .as_mut()
+                .ok_or_else(|| Error::invalid("spill", "segment recorded without a spill file"))?;
+            for batch in spill.read(offset, len)? {
+                series.write(sink, &batch?).await?;
+            }
+        }
+        for batch in buffer.batches {
+            series.write(sink, &batch).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An anonymous temporary file of IPC stream segments, deleted when dropped.
+struct SpillFile {
+    file: File,
+    len: u64,
+}
+
+impl SpillFile {
+    fn create(dir: &Path) -> Result<Self> {
+        let file = tempfile::tempfile_in(dir)
+            .map_err(|e| Error::io(format!("creating a spill file in {}", dir.display()), e))?;
+        Ok(SpillFile { file, len: 0 })
+    }
+
+    fn append(&mut self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(u64, u64)> {
+        let start = self.len;
+        let options =
+            IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+        let mut out = BufWriter::with_capacity(1 << 20, &mut self.file);
+        let mut writer = StreamWriter::try_new_with_options(&mut out, schema, options)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        drop(writer);
+        out.flush()
+            .map_err(|e| Error::io("writing the spill file", e))?;
+        drop(out);
+        self.len = self
+            .file
+            .stream_position()
+            .map_err(|e| Error::io("writing the spill file", e))?;
+        Ok((start, self.len - start))
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        len: u64,
+    ) -> Result<StreamReader<BufReader<std::io::Take<File>>>> {
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading the spill file", e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("reading the spill file", e))?;
+        Ok(StreamReader::try_new(
+            BufReader::with_capacity(1 << 20, file.take(len)),
+            None,
+        )?)
+    }
+}
+
+/// Either one streaming series or buffered partitions.
+pub enum SilverWriter {
+    Single(ParquetSeries),
+    Partitioned(PartitionedWriter),
+}
+
+impl SilverWriter {
+    pub async fn push(&mut self, sink: &dyn ObjectSink, batch: RecordBatch) -> Result<()> {
+        match self {
+            SilverWriter::Single(series) => series.write(sink, &batch).await,
+            SilverWriter::Partitioned(partitioned) => partitioned.push(batch),
+        }
+    }
+
+    pub fn spilled_bytes(&self) -> u64 {
+        match self {
+            SilverWriter::Single(_) => 0,
+            SilverWriter::Partitioned(p) => p.spilled_bytes(),
+        }
+    }
+
+    /// Discards everything; partitioned data only ever lived in memory and the spill file.
+    pub async fn abort(self) -> Result<()> {
+        match self {
+            SilverWriter::Single(series) => series.abort().await,
+            SilverWriter::Partitioned(_) => Ok(()),
+        }
+    }
+}
+
+/// Bad rows with their reasons, as JSON lines:
+/// `{"row": 12, "column": "units", "reason": "...", "fields": ["...", ...]}`.
+/// The fields are the record as parsed, so a fixed file can be rebuilt from the log.
+pub struct RejectLog {
+    key: String,
+    upload: Option<Box<dyn ObjectUpload>>,
+    buffer: Vec<u8>,
+    count: u64,
+}
+
+#[derive(serde::Serialize)]
+struct RejectLine<'a> {
+    row: i64,
+    column: Option<&'a str>,
+    reason: &'a str,
+    fields: Vec<std::borrow::Cow<'a, str>>,
+}
+
+impl RejectLog {
+    pub fn new(key: String) -> Self {
+        RejectLog {
+            key,
+            upload: None,
+            buffer: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Records one bad row (in memory until the next [`RejectLog::drain`]).
+    pub fn push<'f>(
+        &mut self,
+        row: i64,
+        column: Option<&str>,
+        reason: &str,
+        fields: impl Iterator<Item = &'f [u8]>,
+    ) -> Result<()> {
+        let line = RejectLine {
+            row,
+            column,
+            reason,
+            fields: fields.map(String::from_utf8_lossy).collect(),
+        };
+        serde_json::to_writer(&mut self.buffer, &line)?;
+        self.buffer.push(b'\n');
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Uploads buffered lines once there are enough of them (or with `force`).
+    pub async fn drain(
+        &mut self,
+        sink: &dyn ObjectSink,
+        threshold: usize,
+        force: bool,
+    ) -> Result<()> {
+        if self.buffer.is_empty() || (!force && self.buffer.len() < threshold) {
+            return Ok(());
+        }
+        let upload = match &mut self.upload {
+            Some(upload) => upload,
+            None => self.upload.insert(sink.create(&self.key).await?),
+        };
+        upload
+            .write(Bytes::from(std::mem::take(&mut self.buffer)))
+            .await
+    }
+
+    /// Commits the log if any row was rejected; returns its location.
+    pub async fn commit(mut self, sink: &dyn ObjectSink) -> Result<Option<String>> {
+        self.drain(sink, 0, true).await?;
+        match self.upload {
+            Some(upload) => Ok(Some(upload.commit().await?.uri)),
+            None => Ok(None),
+        }
+    }
+}

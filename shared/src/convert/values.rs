@@ -1,0 +1,343 @@
+//! Parsers from CSV field bytes to typed values.
+//!
+//! The common formats (`123`, `-4.50`, `2024-03-01`, ISO timestamps) take hand-written fast
+//! paths: they run once per field of every row. Anything else falls back to chrono with the
+//! contract's format. Errors are short reasons that end up in the reject file.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+
+/// Why a field did not parse. Rendered into the reject reason with the column name.
+pub type ParseError = &'static str;
+
+pub fn parse_int(field: &[u8]) -> Result<i64, ParseError> {
+    let (negative, digits) = match field {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() {
+        return Err("not an integer");
+    }
+    let mut value: i64 = 0;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err("not an integer");
+        }
+        // Accumulate negatively so that i64::MIN parses.
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_sub(digit as i64))
+            .ok_or("integer out of range")?;
+    }
+    if negative {
+        Ok(value)
+    } else {
+        value.checked_neg().ok_or("integer out of range")
+    }
+}
+
+pub fn parse_float(field: &[u8], decimal_comma: bool) -> Result<f64, ParseError> {
+    let text = std::str::from_utf8(field).map_err(|_| "not a number")?;
+    let parsed = if decimal_comma && text.contains(',') {
+        text.replacen(',', ".", 1).parse::<f64>()
+    } else {
+        text.parse::<f64>()
+    };
+    parsed.map_err(|_| "not a number")
+}
+
+/// Parses a decimal into its unscaled integer at `scale`, rounding half away from zero
+/// beyond `scale` digits (as Snowflake does when loading into NUMBER(p,s)).
+pub fn parse_decimal(
+    field: &[u8],
+    precision: u8,
+    scale: i8,
+    decimal_separator: u8,
+) -> Result<i128, ParseError> {
+    let (negative, body) = match field {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, field),
+    };
+    let scale = scale as usize;
+    let mut unscaled: i128 = 0;
+    let mut integer_digits = 0usize;
+    let mut fraction_digits = 0usize;
+    let mut seen_separator = false;
+    let mut round_up = false;
+    let mut any_digit = false;
+    for &b in body {
+        if b == decimal_separator && !seen_separator {
+            seen_separator = true;
+            continue;
+        }
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err("not a decimal");
+        }
+        any_digit = true;
+        if seen_separator {
+            if fraction_digits >= scale {
+                // Half away from zero: only the first dropped digit decides.
+                if fraction_digits == scale {
+                    round_up = digit >= 5;
+                }
+                fraction_digits += 1;
+                continue;
+            }
+            fraction_digits += 1;
+        } else {
+            if integer_digits == 0 && digit == 0 {
+                continue; // leading zeros do not count toward precision
+            }
+            integer_digits += 1;
+        }
+        unscaled = unscaled * 10 + digit as i128;
+    }
+    if !any_digit {
+        return Err("not a decimal");
+    }
+    let kept_fraction = fraction_digits.min(scale);
+    for _ in kept_fraction..scale {
+        unscaled *= 10;
+    }
+    if round_up {
+        unscaled += 1;
+    }
+    if integer_digits + scale > precision as usize || unscaled >= 10i128.pow(precision as u32) {
+        return Err("decimal out of range for its precision");
+    }
+    Ok(if negative { -unscaled } else { unscaled })
+}
+
+pub fn parse_bool(field: &[u8]) -> Result<bool, ParseError> {
+    match field.len() {
+        1 => match field[0].to_ascii_lowercase() {
+            b't' | b'y' | b'1' => Ok(true),
+            b'f' | b'n' | b'0' => Ok(false),
+            _ => Err("not a boolean"),
+        },
+        2 if field.eq_ignore_ascii_case(b"no") => Ok(false),
+        3 if field.eq_ignore_ascii_case(b"yes") => Ok(true),
+        4 if field.eq_ignore_ascii_case(b"true") => Ok(true),
+        5 if field.eq_ignore_ascii_case(b"false") => Ok(false),
+        _ => Err("not a boolean"),
+    }
+}
+
+/// A date or timestamp format: the ISO fast path or a chrono format string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemporalFormat {
+    Iso,
+    Chrono { format: String, has_offset: bool },
+}
+
+impl TemporalFormat {
+    pub fn new(format: Option<&str>) -> Self {
+        match format {
+            None | Some("%Y-%m-%d") => TemporalFormat::Iso,
+            Some(format) => TemporalFormat::Chrono {
+                format: format.to_string(),
+                has_offset: format.contains("%z")
+                    || format.contains("%:z")
+                    || format.contains("%#z"),
+            },
+        }
+    }
+}
+
+/// Days since 1970-01-01.
+pub fn parse_date(field: &[u8], format: &TemporalFormat) -> Result<i32, ParseError> {
+    match format {
+        TemporalFormat::Iso => iso_date(field).ok_or("not a date (expected YYYY-MM-DD)"),
+        TemporalFormat::Chrono { format, .. } => {
+            let text = std::str::from_utf8(field).map_err(|_| "not a date")?;
+            NaiveDate::parse_from_str(text, format)
+                .map(days_since_epoch)
+                .map_err(|_| "not a date in the contract's format")
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, UTC.
+pub fn parse_timestamp(field: &[u8], format: &TemporalFormat) -> Result<i64, ParseError> {
+    let text = std::str::from_utf8(field).map_err(|_| "not a timestamp")?;
+    let micros = match format {
+        TemporalFormat::Iso => iso_timestamp(text),
+        TemporalFormat::Chrono {
+            format,
+            has_offset: true,
+        } => DateTime::parse_from_str(text, format)
+            .ok()
+            .map(|t| t.timestamp_micros()),
+        TemporalFormat::Chrono {
+            format,
+            has_offset: false,
+        } => NaiveDateTime::parse_from_str(text, format)
+            .ok()
+            .map(|t| t.and_utc().timestamp_micros()),
+    };
+    micros.ok_or("not a timestamp")
+}
+
+/// `YYYY-MM-DD`, checked for calendar validity.
+pub fn iso_date(field: &[u8]) -> Option<i32> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *field else {
+        return None;
+    };
+    let digit = |b: u8| {
+        let d = b.wrapping_sub(b'0');
+        (d <= 9).then_some(d as u32)
+    };
+    let year = digit(y0)? * 1000 + digit(y1)? * 100 + digit(y2)? * 10 + digit(y3)?;
+    let month = digit(m0)? * 10 + digit(m1)?;
+    let day = digit(d0)? * 10 + digit(d1)?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year as i32, month, day))
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era =
+        year_of_era as u32 * 365 + year_of_era as u32 / 4 - year_of_era as u32 / 100 + day_of_year;
+    era * 146_097 + day_of_era as i32 - 719_468
+}
+
+fn days_since_epoch(date: NaiveDate) -> i32 {
+    chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_FROM_CE
+}
+
+/// RFC 3339 with offset, or `YYYY-MM-DD[T ]HH:MM:SS[.fff]` read as UTC, or a bare date.
+fn iso_timestamp(text: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_micros());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        return Some(t.timestamp_micros());
+    }
+    iso_date(text.as_bytes()).map(|days| days as i64 * 86_400_000_000)
+}
+
+/// `YYYY-MM-DD` of a day number, for partition values.
+pub fn format_date(days: i32) -> String {
+    let date =
+        NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_FROM_CE).unwrap_or(NaiveDate::MIN);
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// Months since January of year 0 of a day number (for monthly partitions).
+pub fn month_index(days: i32) -> i32 {
+    use chrono::Datelike;
+    let date =
+        NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_FROM_CE).unwrap_or(NaiveDate::MIN);
+    date.year() * 12 + date.month0() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_to_the_edges_of_i64() {
+        assert_eq!(parse_int(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_int(b"+42"), Ok(42));
+        assert_eq!(
+            parse_int(b"9223372036854775808"),
+            Err("integer out of range")
+        );
+        assert!(parse_int(b"1.0").is_err());
+        assert!(parse_int(b"-").is_err());
+    }
+
+    #[test]
+    fn decimals_scale_round_and_check_precision() {
+        assert_eq!(parse_decimal(b"12.3", 5, 2, b'.'), Ok(1230));
+        assert_eq!(parse_decimal(b"-0.005", 5, 2, b'.'), Ok(-1));
+        assert_eq!(parse_decimal(b"0.004", 5, 2, b'.'), Ok(0));
+        assert_eq!(parse_decimal(b"1,25", 5, 2, b','), Ok(125));
+        assert_eq!(parse_decimal(b"007", 3, 0, b'.'), Ok(7));
+        assert_eq!(parse_decimal(b"999.99", 5, 2, b'.'), Ok(99999));
+        assert!(
+            parse_decimal(b"999.995", 5, 2, b'.').is_err(),
+            "rounds past precision"
+        );
+        assert!(parse_decimal(b"1000", 5, 2, b'.').is_err());
+        assert!(parse_decimal(b"1.2.3", 5, 2, b'.').is_err());
+        assert!(parse_decimal(b".", 5, 2, b'.').is_err());
+    }
+
+    #[test]
+    fn iso_dates_match_chrono_and_reject_impossible_days() {
+        let chrono_days =
+            |s: &str| days_since_epoch(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        for s in [
+            "1970-01-01",
+            "2024-02-29",
+            "1900-03-01",
+            "0001-01-01",
+            "9999-12-31",
+        ] {
+            assert_eq!(iso_date(s.as_bytes()), Some(chrono_days(s)), "{s}");
+        }
+        for s in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-1-01",
+            "24-01-01",
+        ] {
+            assert_eq!(iso_date(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(format_date(chrono_days("2024-02-29")), "2024-02-29");
+    }
+
+    #[test]
+    fn timestamps_are_converted_to_utc_micros() {
+        let iso = TemporalFormat::Iso;
+        assert_eq!(
+            parse_timestamp(b"1970-01-01T00:00:01Z", &iso),
+            Ok(1_000_000)
+        );
+        assert_eq!(parse_timestamp(b"1970-01-01T01:00:00+01:00", &iso), Ok(0));
+        assert_eq!(parse_timestamp(b"1970-01-01 00:00:00.5", &iso), Ok(500_000));
+        let custom = TemporalFormat::new(Some("%d/%m/%Y %H:%M"));
+        assert_eq!(
+            parse_timestamp(b"01/01/1970 00:01", &custom),
+            Ok(60_000_000)
+        );
+        assert!(parse_timestamp(b"yesterday", &iso).is_err());
+    }
+
+    #[test]
+    fn booleans_accept_common_spellings() {
+        for (text, value) in [("TRUE", true), ("no", false), ("Y", true), ("0", false)] {
+            assert_eq!(parse_bool(text.as_bytes()), Ok(value));
+        }
+        assert!(parse_bool(b"maybe").is_err());
+    }
+}

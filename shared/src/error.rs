@@ -1,0 +1,88 @@
+//! The crate's one error type.
+//!
+//! Variants say *what* failed with enough context to act on it; they never carry secrets.
+//! A bad CSV is not an error here: it is a rejected file, reported in the manifest.
+//! Errors are operational faults (I/O, a broken contract file, a sink that failed).
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in snowcast's library code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A dataset contract that cannot be used as written.
+    #[error("contract {dataset}: {message}")]
+    Contract { dataset: String, message: String },
+
+    /// A contract file that is not valid TOML for the contract schema.
+    #[error("contract file {path}: {source}")]
+    ContractFile {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+
+    /// An argument outside what the operation accepts (tenant id, dataset name, ...).
+    #[error("invalid {what}: {message}")]
+    Invalid { what: &'static str, message: String },
+
+    /// The input is not text in the expected encoding. The converter turns this into a
+    /// rejected file, not a failure.
+    #[error("malformed text: {message}")]
+    MalformedText { message: String },
+
+    /// Reading the input or writing local files failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The object store (local directory or S3) refused an operation.
+    #[error("object store: {operation} {key}: {message}")]
+    ObjectStore {
+        operation: &'static str,
+        key: String,
+        message: String,
+    },
+
+    /// The Parquet or Arrow encoder failed; this is a bug or resource exhaustion, not bad input.
+    #[error("parquet encoding: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// Arrow kernels or IPC spill files failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+
+    /// JSON (manifests, events) could not be produced or read.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done when it happened.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// An argument that does not meet its rules.
+    pub fn invalid(what: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            what,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn contract(dataset: &str, message: impl Into<String>) -> Self {
+        Error::Contract {
+            dataset: dataset.to_string(),
+            message: message.into(),
+        }
+    }
+}

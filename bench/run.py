@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""CSV -> zstd Parquet benchmark: snowcast against DuckDB, pyarrow and polars, in one run.
+
+Each engine converts the same CSV in its own process, unpartitioned ("flat") and Hive-
+partitioned by day ("by-day"), single-threaded and with every core. Wall time and peak RSS
+(from wait4) are measured per run; the table shows medians, MB/s of input, and ratios to
+DuckDB on the same row, because this machine is noisy and ratios travel better than
+absolutes. Results go to stdout and, with --write, into BENCHMARKS.md.
+
+    .venv/bin/python bench/run.py --size-mb 1024 --runs 3 --write
+"""
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENGINES = ["snowcast", "duckdb", "pyarrow", "polars"]
+LAYOUTS = ["flat", "by-day"]
+
+
+def snowcast_binary() -> str:
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "snowcast")
+
+
+def command(engine: str, layout: str, threads: int, csv: str, out: str) -> list[str]:
+    if engine == "snowcast":
+        contract = "sales_by_day.toml" if layout == "by-day" else "sales_flat.toml"
+        return [snowcast_binary(), "convert", csv, "--tenant", "bench", "--dataset", "sales",
+                "--out", out, "--contract", os.path.join(ROOT, "bench", "contracts", contract)]
+    return [sys.executable, os.path.join(ROOT, "bench", "peers.py"), engine, layout,
+            str(threads), csv, out]
+
+
+def measure(cmd: list[str], threads: int) -> tuple[float, int]:
+    """Runs cmd; returns (seconds, peak RSS bytes)."""
+    env = dict(os.environ, POLARS_MAX_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}: {stderr[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def tree_bytes(path: str) -> int:
+    total = 0
+    for base, _, files in os.walk(path):
+        for name in files:
+            if name.endswith(".parquet"):
+                total += os.path.getsize(os.path.join(base, name))
+    return total
+
+
+def pin(threads: int) -> list[int] | None:
+    """CPU set for single-threaded runs, so no engine borrows a second core."""
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        return [sorted(os.sched_getaffinity(0))[0]]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=float, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
+    args = parser.parse_args()
+
+    data = os.path.join(ROOT, "bench", "data")
+    os.makedirs(data, exist_ok=True)
+    csv = os.path.join(data, f"sales_{int(args.size_mb)}mb.csv")
+    if not os.path.exists(csv):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), csv,
+                        "--size-mb", str(args.size_mb)], check=True)
+    csv_mb = os.path.getsize(csv) / 1e6
+    out_root = os.path.join(ROOT, "bench", "out")
+    engines = args.engines.split(",")
+    results = {}
+    for threads in [int(t) for t in args.threads.split(",")]:
+        cpus = pin(threads)
+        for layout in args.layouts.split(","):
+            for run in range(args.runs):
+                # Engines interleave within a run so drift on the machine hits all alike.
+                for engine in engines:
+                    out = os.path.join(out_root, f"{engine}-{layout}-{threads}")
+                    shutil.rmtree(out, ignore_errors=True)
+                    cmd = command(engine, layout, threads, csv, out)
+                    if cpus:
+                        cmd = ["taskset", "-c", ",".join(map(str, cpus))] + cmd
+                    seconds, rss = measure(cmd, threads)
+                    size = tree_bytes(out)
+                    results.setdefault((threads, layout, engine), []).append((seconds, rss, size))
+                    print(f"threads={threads} {layout:6} {engine:8} run {run + 1}: "
+                          f"{seconds:6.2f}s {csv_mb / seconds:7.1f} MB/s "
+                          f"rss {rss / 2**20:7.1f} MiB out {size / 1e6:7.1f} MB", flush=True)
+    table = render(results, csv_mb, args)
+    print(table)
+    if args.write:
+        write_report(table, args)
+
+
+def render(results, csv_mb: float, args) -> str:
+    lines = [
+        "| threads | layout | engine | median s | MB/s | vs DuckDB | peak RSS MiB | output MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (threads, layout, engine), runs in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1], ENGINES.index(kv[0][2]))):
+        seconds = statistics.median(r[0] for r in runs)
+        rss = statistics.median(r[1] for r in runs)
+        size = statistics.median(r[2] for r in runs)
+        duck = results.get((threads, layout, "duckdb"))
+        ratio = statistics.median(r[0] for r in duck) / seconds if duck else float("nan")
+        lines.append(f"| {threads} | {layout} | {engine} | {seconds:.2f} | {csv_mb / seconds:.1f} | "
+                     f"{ratio:.2f}x | {rss / 2**20:.0f} | {size / 1e6:.1f} |")
+    return "\n".join(lines)
+
+
+def write_report(table: str, args) -> None:
+    import duckdb
+    import polars
+    import pyarrow
+
+    versions = (f"DuckDB {duckdb.__version__}, pyarrow {pyarrow.__version__}, "
+                f"polars {polars.__version__}, Python {platform.python_version()}")
+    cmd = (f".venv/bin/python bench/run.py --size-mb {args.size_mb:g} --runs {args.runs} "
+           f"--threads {args.threads} --write")
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as f:
+        text = f.read()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    body = (f"{begin}\nCommand: `{cmd}`  \nPeers: {versions}  \n"
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n\n"
+            f"{table}\n{end}")
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    with open(path, "w") as f:
+        f.write(head + body + tail)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,759 @@
+//! The converter end to end on real files: CSV bytes in, Parquet read back with the
+//! `parquet` crate, reject logs and manifests checked. One test per input case.
+
+use std::{io::Write, path::Path, sync::Arc};
+
+use arrow_array::{
+    Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    cast::AsArray,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use snowcast::{
+    contract::Contract,
+    convert::{ConvertSettings, Converter, SourceInfo},
+    manifest::{Manifest, Status},
+    storage::LocalDirSink,
+};
+use tempfile::TempDir;
+
+const SALES_HEADER: &str =
+    "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes";
+
+fn contract(toml: &str) -> Contract {
+    Contract::from_toml(toml).unwrap().validated().unwrap()
+}
+
+/// The built-in sales contract with a reject limit of `ratio`.
+fn sales_with_limit(ratio: f64) -> Contract {
+    let mut sales = snowcast::contract::builtin("sales").unwrap().unwrap();
+    sales.max_reject_ratio = ratio;
+    sales
+}
+
+struct Converted {
+    manifest: Manifest,
+    dir: TempDir,
+}
+
+impl Converted {
+    fn batches(&self) -> Vec<RecordBatch> {
+        self.manifest
+            .files
+            .iter()
+            .flat_map(|file| {
+                let reader = std::fs::File::open(&file.uri).unwrap();
+                ParquetRecordBatchReaderBuilder::try_new(reader)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(Result::unwrap)
+            })
+            .collect()
+    }
+
+    /// Values of a string-like column across all files.
+    fn strings(&self, column: &str) -> Vec<Option<String>> {
+        self.batches()
+            .iter()
+            .flat_map(|batch| {
+                let array = batch.column_by_name(column).unwrap();
+                let array = arrow_cast(array);
+                (0..array.len())
+                    .map(|i| array.is_valid(i).then(|| array.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn rejects(&self) -> Vec<serde_json::Value> {
+        let Some(path) = &self.manifest.rejects else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn parquet_files_on_disk(&self) -> usize {
+        walk(self.dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn arrow_cast(array: &Arc<dyn Array>) -> StringArray {
+    match array.data_type() {
+        arrow_schema::DataType::Utf8 => array.as_string::<i32>().clone(),
+        arrow_schema::DataType::Dictionary(..) => {
+            let dict = array.as_dictionary::<arrow_array::types::Int32Type>();
+            let values = dict.values().as_string::<i32>();
+            dict.keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize)))
+                .collect()
+        }
+        other => panic!("not a string column: {other}"),
+    }
+}
+
+async fn convert_with(
+    bytes: Vec<u8>,
+    dataset: &str,
+    contract: Option<Contract>,
+    settings: ConvertSettings,
+) -> Converted {
+    let dir = tempfile::tempdir().unwrap();
+    let source = SourceInfo {
+        key: format!("s3://bronze/acme/{dataset}/upload.csv"),
+        fingerprint: "0123456789abcdef".into(),
+    };
+    let mut converter = Converter::try_new("acme", dataset, source)
+        .unwrap()
+        .with_settings(settings.with_spill_dir(dir.path()))
+        .with_ingested_at(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+    if let Some(contract) = contract {
+        converter = converter.with_contract(contract);
+    }
+    let sink = LocalDirSink::new(dir.path().join("silver"));
+    let manifest = converter
+        .run(Box::new(std::io::Cursor::new(bytes)), &sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest.rows_read,
+        manifest.rows_written + manifest.rows_rejected,
+        "every row is accounted for"
+    );
+    let on_disk: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.path().join("silver").join(format!(
+            "_manifests/{dataset}/tenant_id=acme/upload-0123456789abcdef.json"
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(on_disk, manifest, "the stored manifest is the returned one");
+    Converted { manifest, dir }
+}
+
+async fn convert(text: &str, contract: Contract) -> Converted {
+    convert_with(
+        text.as_bytes().to_vec(),
+        &contract.dataset.clone(),
+        Some(contract),
+        ConvertSettings::default(),
+    )
+    .await
+}
+
+fn sales_rows(rows: &[&str]) -> String {
+    let mut text = format!("{SALES_HEADER}\n");
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}
+
+const GOOD: &str = "A1,L1,2024-01-01,3,12.50,4.1667,true,toys,web,plain";
+
+#[tokio::test]
+async fn typed_values_round_trip_through_parquet() {
+    let text = sales_rows(&[
+        GOOD,
+        "A2,L1,2024-01-02,,-0.5,0.3333,no,,store,\"quote \"\"q\"\", comma\"",
+    ]);
+    let out = convert(&text, sales_with_limit(0.0)).await;
+    assert_eq!(out.manifest.status, Status::Accepted);
+    assert_eq!(out.manifest.rows_written, 2);
+    let batches = out.batches();
+    let mut units = Vec::new();
+    let mut revenue = Vec::new();
+    let mut promo = Vec::new();
+    let mut dates = Vec::new();
+    for batch in &batches {
+        let u = batch.column_by_name("units").unwrap();
+        let u = u.as_any().downcast_ref::<Int64Array>().unwrap();
+        units.extend(u.iter());
+        let r = batch.column_by_name("revenue").unwrap();
+        let r = r.as_any().downcast_ref::<Decimal128Array>().unwrap();
+        assert_eq!((r.precision(), r.scale()), (14, 2));
+        revenue.extend(r.iter());
+        let p = batch.column_by_name("promo").unwrap();
+        promo.extend(p.as_any().downcast_ref::<BooleanArray>().unwrap().iter());
+        let d = batch.column_by_name("date").unwrap();
+        dates.extend(d.as_any().downcast_ref::<Date32Array>().unwrap().iter());
+    }
+    assert_eq!(units, [Some(3), None]);
+    assert_eq!(revenue, [Some(1250), Some(-50)]);
+    assert_eq!(promo, [Some(true), Some(false)]);
+    assert_eq!(dates, [Some(19723), Some(19724)]);
+    assert_eq!(out.strings("category"), [Some("toys".into()), None]);
+    assert_eq!(
+        out.strings("notes"),
+        [Some("plain".into()), Some("quote \"q\", comma".into())]
+    );
+    assert_eq!(
+        out.strings("tenant_id"),
+        [Some("acme".into()), Some("acme".into())]
+    );
+    assert_eq!(
+        out.strings("_source_key"),
+        vec![Some("s3://bronze/acme/sales/upload.csv".to_string()); 2]
+    );
+    let rows: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name("_source_row").unwrap();
+            a.as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(rows, [1, 2]);
+}
+
+#[tokio::test]
+async fn files_are_hive_partitioned_by_day_with_deterministic_names() {
+    let text = sales_rows(&[GOOD, "A2,L1,2024-01-02,1,1,1,false,toys,web,", GOOD]);
+    let first = convert(&text, sales_with_limit(0.0)).await;
+    let keys: Vec<_> = first
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "sales/tenant_id=acme/date=2024-01-01/upload-0123456789abcdef-0.parquet",
+            "sales/tenant_id=acme/date=2024-01-02/upload-0123456789abcdef-0.parquet",
+        ]
+    );
+    assert_eq!(
+        first.manifest.partitions,
+        ["date=2024-01-01", "date=2024-01-02"]
+    );
+    assert_eq!(
+        first
+            .manifest
+            .files
+            .iter()
+            .map(|f| f.rows)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let again = convert(&text, sales_with_limit(0.0)).await;
+    let again_keys: Vec<_> = again.manifest.files.iter().map(|f| &f.key).collect();
+    assert_eq!(
+        again_keys,
+        first
+            .manifest
+            .files
+            .iter()
+            .map(|f| &f.key)
+            .collect::<Vec<_>>()
+    );
+    let bytes = |c: &Converted| {
+        c.manifest
+            .files
+            .iter()
+            .map(|f| std::fs::read(&f.uri).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        bytes(&first),
+        bytes(&again),
+        "a rerun writes identical files"
+    );
+}
+
+#[tokio::test]
+async fn monthly_partitions_of_timestamps() {
+    let inventory = snowcast::contract::builtin("inventory").unwrap().unwrap();
+    let text = "sku_id,location_id,date,on_hand,on_order,unit_cost,snapshot_at\n\
+                A,L,2024-01-31,1,0,1.5,2024-01-31T23:00:00Z\n\
+                A,L,2024-02-01,2,0,1.5,2024-02-01 08:00:00\n";
+    let out = convert(text, inventory).await;
+    assert_eq!(
+        out.manifest.partitions,
+        ["date_month=2024-01", "date_month=2024-02"]
+    );
+    let stamps: Vec<i64> = out
+        .batches()
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("snapshot_at")
+                .unwrap()
+                .as_primitive::<arrow_array::types::TimestampMicrosecondType>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(stamps, [1_706_742_000_000_000, 1_706_774_400_000_000]);
+}
+
+#[tokio::test]
+async fn each_kind_of_bad_row_is_rejected_with_its_reason() {
+    let text = sales_rows(&[
+        GOOD,
+        "A1,L1,2024-01-01,3,12.50,4.1667,true,toys,web", // too few fields
+        "A1,L1,2024-01-01,3,12.50,4.1667,true,toys,web,n,extra", // too many fields
+        "A1,L1,2024-01-01,three,12.50,4.1667,true,toys,web,", // not an int
+        "A1,L1,2024-02-30,3,12.50,4.1667,true,toys,web,", // impossible date
+        "A1,L1,2024-01-01,3,12.5.0,4.1667,true,toys,web,", // not a decimal
+        "A1,L1,2024-01-01,3,12.50,4.1667,maybe,toys,web,", // not a bool
+        ",L1,2024-01-01,3,12.50,4.1667,true,toys,web,",  // missing key
+        "A1,L1,2024-01-01,3,123456789012345.00,1,true,toys,web,", // out of precision
+        GOOD,
+    ]);
+    let out = convert(&text, sales_with_limit(1.0)).await;
+    assert_eq!(out.manifest.status, Status::Accepted);
+    assert_eq!(out.manifest.rows_read, 10);
+    assert_eq!(out.manifest.rows_written, 2);
+    assert_eq!(out.manifest.rows_invalid, 8);
+    let rejects = out.rejects();
+    let summary: Vec<(i64, Option<&str>, &str)> = rejects
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_i64().unwrap(),
+                r["column"].as_str(),
+                r["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, None, "expected 10 fields, found 9"),
+            (3, None, "expected 10 fields, found 11"),
+            (4, Some("units"), "not an integer: \"three\""),
+            (
+                5,
+                Some("date"),
+                "not a date (expected YYYY-MM-DD): \"2024-02-30\""
+            ),
+            (6, Some("revenue"), "not a decimal: \"12.5.0\""),
+            (7, Some("promo"), "not a boolean: \"maybe\""),
+            (8, Some("sku_id"), "missing required value"),
+            (
+                9,
+                Some("revenue"),
+                "decimal out of range for its precision: \"123456789012345.00\""
+            ),
+        ]
+    );
+    assert_eq!(
+        rejects[0]["fields"].as_array().unwrap().len(),
+        9,
+        "the record is kept"
+    );
+}
+
+#[tokio::test]
+async fn crossing_the_reject_threshold_rejects_the_file_and_writes_no_parquet() {
+    let mut rows = vec![GOOD; 18];
+    rows.push("A1,L1,bad-date,3,12.50,4.1667,true,toys,web,");
+    rows.push("A1,L1,2024-01-01,x,12.50,4.1667,true,toys,web,");
+    let text = sales_rows(&rows);
+    // 2 of 20 rows = 10%: above 5%, within 10%.
+    let rejected = convert(&text, sales_with_limit(0.05)).await;
+    assert_eq!(rejected.manifest.status, Status::Rejected);
+    assert!(
+        rejected
+            .manifest
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("2 of 20 rows"),
+        "{:?}",
+        rejected.manifest.reason
+    );
+    assert_eq!(rejected.manifest.rows_written, 0);
+    assert_eq!(rejected.manifest.rows_rejected, 20);
+    assert_eq!(rejected.parquet_files_on_disk(), 0);
+    assert_eq!(rejected.rejects().len(), 2, "bad rows are still reported");
+    let within = convert(&text, sales_with_limit(0.10)).await;
+    assert_eq!(within.manifest.status, Status::Accepted);
+    assert_eq!(within.manifest.rows_written, 18);
+}
+
+#[tokio::test]
+async fn unpartitioned_rejection_aborts_files_already_streaming() {
+    let mut flat = sales_with_limit(0.0);
+    flat.partition = None;
+    let mut rows = vec![GOOD; 5000];
+    rows.push("A1,L1,2024-01-01,x,12.50,4.1667,true,toys,web,");
+    let settings = ConvertSettings {
+        batch_rows: 100,
+        ..ConvertSettings::default()
+    }
+    .with_target_file_bytes(4096);
+    let out = convert_with(
+        sales_rows(&rows).into_bytes(),
+        "sales",
+        Some(flat),
+        settings,
+    )
+    .await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    assert_eq!(out.parquet_files_on_disk(), 0);
+    let leftovers: Vec<_> = walk(out.dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_missing_required_column_rejects_the_file() {
+    let text = "sku_id,date,units\nA,2024-01-01,1\n";
+    let out = convert(text, sales_with_limit(0.05)).await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    let reason = out.manifest.reason.unwrap();
+    assert!(reason.contains("location_id"), "{reason}");
+    assert!(out.manifest.rejects.is_none());
+}
+
+#[tokio::test]
+async fn missing_nullable_and_extra_columns_are_reported() {
+    let text = "sku_id,location_id,date,Units,Store Manager\nA,L,2024-01-01,1,Ann\n";
+    let out = convert(text, sales_with_limit(0.0)).await;
+    assert_eq!(out.manifest.status, Status::Accepted);
+    assert_eq!(
+        out.manifest.missing_columns,
+        ["revenue", "price", "promo", "category", "channel", "notes"]
+    );
+    assert_eq!(out.manifest.extra_columns, ["store_manager"]);
+    assert_eq!(out.strings("store_manager"), [Some("Ann".into())]);
+    assert_eq!(out.strings("notes"), [None]);
+}
+
+#[tokio::test]
+async fn bom_crlf_and_quoted_newlines() {
+    let text = format!(
+        "\u{feff}{SALES_HEADER}\r\nA1,L1,2024-01-01,3,1,1,true,toys,web,\"line one\r\nline two\"\r\n{GOOD}\r\n"
+    );
+    let out = convert(&text, sales_with_limit(0.0)).await;
+    assert_eq!(out.manifest.source.encoding.as_deref(), Some("utf-8-bom"));
+    assert_eq!(out.manifest.rows_written, 2);
+    assert_eq!(
+        out.strings("notes"),
+        [Some("line one\r\nline two".into()), Some("plain".into())]
+    );
+    assert_eq!(
+        out.strings("sku_id")[0].as_deref(),
+        Some("A1"),
+        "BOM not in the first name"
+    );
+}
+
+#[tokio::test]
+async fn gzip_and_zstd_are_detected_by_magic_bytes() {
+    let text = sales_rows(&[GOOD, GOOD, GOOD]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Two members, as `cat a.gz b.gz` produces.
+    gzip.write_all(text.as_bytes()).unwrap();
+    let mut gz_bytes = gzip.finish().unwrap();
+    let mut second = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    second.write_all(format!("{GOOD}\n").as_bytes()).unwrap();
+    gz_bytes.extend(second.finish().unwrap());
+    let out = convert_with(
+        gz_bytes,
+        "sales",
+        Some(sales_with_limit(0.0)),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(out.manifest.source.compression.as_deref(), Some("gzip"));
+    assert_eq!(out.manifest.rows_written, 4);
+
+    let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    let out = convert_with(
+        zst,
+        "sales",
+        Some(sales_with_limit(0.0)),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(out.manifest.source.compression.as_deref(), Some("zstd"));
+    assert_eq!(out.manifest.rows_written, 3);
+}
+
+#[tokio::test]
+async fn empty_file_is_rejected_and_header_only_is_accepted_empty() {
+    let empty = convert("", sales_with_limit(0.0)).await;
+    assert_eq!(empty.manifest.status, Status::Rejected);
+    assert_eq!(
+        empty.manifest.reason.as_deref(),
+        Some("the file is empty (no header row)")
+    );
+
+    let header_only = convert(&format!("{SALES_HEADER}\r\n"), sales_with_limit(0.0)).await;
+    assert_eq!(header_only.manifest.status, Status::Accepted);
+    assert_eq!(header_only.manifest.rows_read, 0);
+    assert!(header_only.manifest.files.is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_headers_are_made_unique() {
+    let text = "Name,name,NAME\na,b,c\n";
+    let out = convert_with(text.as_bytes().to_vec(), "misc", None, Default::default()).await;
+    let names: Vec<_> = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["name", "name_2", "name_3"]);
+    assert_eq!(out.strings("name_3"), [Some("c".into())]);
+}
+
+#[tokio::test]
+async fn delimiters_are_sniffed_and_decimal_commas_read() {
+    let mut sales = sales_with_limit(0.0);
+    sales.decimal_separator = ',';
+    for delimiter in [";", "\t", "|"] {
+        let text = SALES_HEADER.replace(',', delimiter)
+            + "\n"
+            + &[
+                "A1",
+                "L1",
+                "2024-01-01",
+                "3",
+                "12,50",
+                "4,1667",
+                "true",
+                "toys",
+                "web",
+                "x",
+            ]
+            .join(delimiter)
+            + "\n";
+        let out = convert(&text, sales.clone()).await;
+        assert_eq!(out.manifest.source.delimiter.as_deref(), Some(delimiter));
+        assert_eq!(out.manifest.rows_written, 1, "{delimiter:?}");
+    }
+}
+
+#[tokio::test]
+async fn windows_1252_is_decoded_when_declared_and_rejected_otherwise() {
+    let mut bytes = format!("{SALES_HEADER}\n").into_bytes();
+    bytes.extend_from_slice(b"A1,L1,2024-01-01,3,1,1,true,caf\xe9,web,\x80 promo\n");
+    let utf8 = convert_with(
+        bytes.clone(),
+        "sales",
+        Some(sales_with_limit(0.0)),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(utf8.manifest.status, Status::Rejected);
+    let reason = utf8.manifest.reason.unwrap();
+    assert!(
+        reason.contains("row 1 is not valid UTF-8") && reason.contains("windows-1252"),
+        "{reason}"
+    );
+
+    let mut declared = sales_with_limit(0.0);
+    declared.encoding = snowcast::contract::TextEncoding::Windows1252;
+    let decoded = convert_with(bytes, "sales", Some(declared), Default::default()).await;
+    assert_eq!(decoded.manifest.status, Status::Accepted);
+    assert_eq!(decoded.strings("category"), [Some("café".into())]);
+    assert_eq!(decoded.strings("notes"), [Some("€ promo".into())]);
+}
+
+#[tokio::test]
+async fn utf16_with_bom_is_transcoded() {
+    let text = format!("{SALES_HEADER}\n{GOOD}\n");
+    let mut bytes = vec![0xff, 0xfe];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let out = convert_with(
+        bytes,
+        "sales",
+        Some(sales_with_limit(0.0)),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(out.manifest.source.encoding.as_deref(), Some("utf-16le"));
+    assert_eq!(out.manifest.rows_written, 1);
+}
+
+#[tokio::test]
+async fn unknown_datasets_get_sniffed_types_unless_strict() {
+    let text = "Store,Opened,Staff,Rating,Code\nS1,2020-05-01,12,4.5,007\nS2,2021-06-30,,3.9,010\n";
+    let out = convert_with(text.as_bytes().to_vec(), "stores", None, Default::default()).await;
+    assert_eq!(out.manifest.contract, None);
+    let types: Vec<String> = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| format!("{}:{}", c.name, c.column_type))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "store:string",
+            "opened:date",
+            "staff:int",
+            "rating:float",
+            "code:string"
+        ]
+    );
+    assert_eq!(out.manifest.rows_written, 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let strict = Converter::try_new(
+        "acme",
+        "stores",
+        SourceInfo {
+            key: "k.csv".into(),
+            fingerprint: "f".into(),
+        },
+    )
+    .unwrap()
+    .with_strict(true)
+    .run(
+        Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+        &LocalDirSink::new(dir.path()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(strict.status, Status::Rejected);
+    assert!(strict.reason.unwrap().contains("strict"));
+}
+
+#[tokio::test]
+async fn spilled_partitions_keep_every_row_in_order() {
+    // Rows cycle through 40 days so every batch touches every partition; a tiny budget
+    // forces many spills.
+    let rows: Vec<String> = (0..20_000)
+        .map(|i| {
+            format!(
+                "S{i},L1,2024-01-{:02},{i},1.00,1,false,c,web,note {i}",
+                1 + (i % 40) % 28
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let settings = ConvertSettings {
+        batch_rows: 512,
+        ..ConvertSettings::default().with_memory_budget(1 << 20)
+    };
+    let out = convert_with(
+        sales_rows(&refs).into_bytes(),
+        "sales",
+        Some(sales_with_limit(0.0)),
+        settings,
+    )
+    .await;
+    assert!(out.manifest.spilled_bytes > 0, "the budget forced a spill");
+    assert_eq!(out.manifest.rows_written, 20_000);
+    assert_eq!(out.manifest.partitions.len(), 28);
+    for file in &out.manifest.files {
+        let reader = std::fs::File::open(&file.uri).unwrap();
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(reader)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let rows: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("_source_row")
+                    .unwrap()
+                    .as_primitive::<arrow_array::types::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "source order kept in {}",
+            file.key
+        );
+        assert_eq!(rows.len() as u64, file.rows);
+    }
+}
+
+#[tokio::test]
+async fn large_outputs_roll_over_into_bounded_files() {
+    let rows: Vec<String> = (0..30_000)
+        .map(|i| format!("S{i},L{i},2024-01-01,{i},{i}.25,1,true,c{i},web,some free text {i}"))
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let settings = ConvertSettings {
+        batch_rows: 1000,
+        ..ConvertSettings::default().with_target_file_bytes(64 * 1024)
+    };
+    let out = convert_with(
+        sales_rows(&refs).into_bytes(),
+        "sales",
+        Some(sales_with_limit(0.0)),
+        settings,
+    )
+    .await;
+    assert!(
+        out.manifest.files.len() > 3,
+        "{} files",
+        out.manifest.files.len()
+    );
+    for (n, file) in out.manifest.files.iter().enumerate() {
+        assert!(file.key.ends_with(&format!("-{n}.parquet")), "{}", file.key);
+        assert!(
+            file.bytes < 2 * 64 * 1024 + (1 << 20),
+            "{} bytes",
+            file.bytes
+        );
+    }
+    assert_eq!(
+        out.manifest.files.iter().map(|f| f.rows).sum::<u64>(),
+        30_000
+    );
+}
+
+#[test]
+fn contracts_with_formats_parse_custom_dates() {
+    let c = contract(
+        r#"
+        dataset = "events"
+        columns = [
+          { name = "day", type = "date", format = "%d/%m/%Y" },
+          { name = "at", type = "timestamp", format = "%d/%m/%Y %H:%M %z" },
+        ]"#,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let out = runtime.block_on(convert("day,at\n31/12/2024,31/12/2024 23:30 +0100\n", c));
+    assert_eq!(out.manifest.rows_written, 1);
+    let batch = &out.batches()[0];
+    let day = batch
+        .column_by_name("day")
+        .unwrap()
+        .as_primitive::<arrow_array::types::Date32Type>();
+    assert_eq!(day.value(0), 20088);
+    let at = batch
+        .column_by_name("at")
+        .unwrap()
+        .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+    assert_eq!(at.value(0), 1_735_684_200_000_000);
+}

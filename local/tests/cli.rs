@@ -1,0 +1,143 @@
+//! `snowcast convert` as a user runs it: exit codes, stdout manifest, files on disk, and an
+//! independent read of the output with pyarrow.
+
+use std::{path::Path, process::Command};
+
+fn snowcast() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_snowcast"))
+}
+
+/// The venv Python that has pyarrow (scripts/setup makes it; CI always has it).
+fn python() -> String {
+    std::env::var("SNOWCAST_TEST_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_string())
+}
+
+fn repo_file(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn convert(csv: &Path, out: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let output = snowcast()
+        .args([
+            "convert",
+            csv.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "--dataset",
+            "sales",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let manifest = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.code().unwrap(), manifest, stderr)
+}
+
+const CSV: &str = "\u{feff}SKU ID,Location ID,Date,Units,Revenue,Price,Promo,Category,Channel,Notes\r\n\
+A1,L1,2024-01-01,3,12.505,4.1667,true,toys,web,\"hello, \"\"world\"\"\"\r\n\
+A2,L1,2024-01-02,,1,1.5,FALSE,,web,\r\n\
+A3,L2,2024-01-01,5,7.5,1.5,no,food,store,\"multi\r\nline\"\r\n\
+A4,L2,2024-01-03,-2,-3.25,0.0001,y,food,app,plain\r\n";
+
+#[test]
+fn accepted_file_exits_zero_and_pyarrow_reads_the_csv_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales 2024.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    let out = dir.path().join("silver");
+    let (code, manifest, stderr) = convert(&csv, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(manifest["status"], "accepted");
+    assert_eq!(manifest["rows_read"], 4);
+    assert_eq!(manifest["rows_written"], 4);
+    assert_eq!(manifest["rejects"], serde_json::Value::Null);
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "three days");
+    for file in files {
+        let key = file["key"].as_str().unwrap();
+        assert!(
+            key.starts_with("sales/tenant_id=acme/date=2024-01-0"),
+            "{key}"
+        );
+        assert!(key.contains("/sales_2024-"), "{key}");
+        assert!(Path::new(file["uri"].as_str().unwrap()).is_file());
+    }
+    let manifest_file = dir.path().join("manifest.json");
+    std::fs::write(&manifest_file, manifest.to_string()).unwrap();
+    let check = Command::new(python())
+        .arg(repo_file("tests/python/compare_parquet.py"))
+        .args([&manifest_file, &csv])
+        .output()
+        .unwrap_or_else(|e| panic!("running {} (run scripts/setup first): {e}", python()));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "4 rows match"
+    );
+}
+
+#[test]
+fn rejected_file_exits_two_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "sku_id,units\nA,1\n").unwrap();
+    let (code, manifest, _) = convert(&csv, &dir.path().join("silver"), &[]);
+    assert_eq!(code, 2);
+    assert_eq!(manifest["status"], "rejected");
+    assert!(manifest["reason"].as_str().unwrap().contains("location_id"));
+}
+
+#[test]
+fn operational_errors_exit_one_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = convert(&dir.path().join("missing.csv"), dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("snowcast: opening"), "{stderr}");
+
+    let csv = dir.path().join("x.csv");
+    std::fs::write(&csv, "a\n1\n").unwrap();
+    let output = snowcast()
+        .args([
+            "convert",
+            csv.to_str().unwrap(),
+            "--tenant",
+            "../etc",
+            "--dataset",
+            "sales",
+        ])
+        .args(["--out", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid tenant id"));
+}
+
+#[test]
+fn a_contract_file_replaces_the_builtin_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("s.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    let contract = repo_file("bench/contracts/sales_flat.toml");
+    let (code, manifest, stderr) = convert(&csv, &dir.path().join("o"), &["--contract", &contract]);
+    assert_eq!(code, 0, "{stderr}");
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sales/tenant_id=acme/s-")
+    );
+}

@@ -24,7 +24,11 @@ LAYOUTS = ["flat", "by-day"]
 
 
 def snowcast_binary() -> str:
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    """SNOWCAST_BIN, else the release build in CARGO_TARGET_DIR (as scripts/test sets it)."""
+    if os.environ.get("SNOWCAST_BIN"):
+        return os.environ["SNOWCAST_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR",
+                            os.path.expanduser("~/.cache/snowcast/target"))
     return os.path.join(target, "release", "snowcast")
 
 

@@ -27,7 +27,7 @@ pub use input::{ByteSource, Compression, DetectedEncoding};
 use self::{
     columns::{FieldRules, Lineage, NullTokens, RowBatcher},
     input::TextReader,
-    output::{ParquetSeries, PartitionedWriter, Partitioner, RejectLog, SilverWriter, WrittenFile},
+    output::{ParquetSeries, PartitionedWriter, Partitioner, RejectLog, SilverWriter},
     records::{Record, RecordSplitter},
 };
 use crate::{
@@ -277,16 +277,7 @@ impl Converter {
             }
             Err(Stop::Fail(error)) => return Err(error),
         };
-        for file in files {
-            let stored = file.upload.commit().await?;
-            manifest.files.push(ManifestFile {
-                key: stored.key,
-                uri: stored.uri,
-                partition: file.partition,
-                rows: file.rows,
-                bytes: stored.bytes,
-            });
-        }
+        manifest.files = files;
         manifest.rows_invalid = rejects.count();
         manifest.rejects = rejects.commit(sink).await?;
         manifest.rows_written = manifest.files.iter().map(|f| f.rows).sum();
@@ -548,7 +539,7 @@ impl Converter {
 
     fn writer(&self, plan: &Plan, keys: &OutputKeys) -> Result<SilverWriter> {
         let schema = columns::silver_schema(&plan.columns);
-        let properties = output::writer_properties(&self.settings)?;
+        let properties = output::writer_properties(&self.settings, &schema)?;
         let partitioning = self.contract.as_ref().and_then(Contract::partitioning);
         Ok(match partitioning {
             None => SilverWriter::Single(ParquetSeries::new(
@@ -580,7 +571,7 @@ impl Converter {
         })
     }
 
-    /// Applies the reject threshold; on acceptance, closes every silver file.
+    /// Applies the reject threshold; on acceptance, writes and commits every silver file.
     async fn judge(
         &self,
         writer: SilverWriter,
@@ -588,7 +579,7 @@ impl Converter {
         keys: &OutputKeys,
         manifest: &mut Manifest,
         rejects: &RejectLog,
-    ) -> Result<Vec<WrittenFile>> {
+    ) -> Result<Vec<ManifestFile>> {
         let invalid = rejects.count();
         let limit = self.contract.as_ref().map_or(0.05, |c| c.max_reject_ratio);
         if invalid > 0 && invalid as f64 > limit * manifest.rows_read as f64 {
@@ -603,10 +594,10 @@ impl Converter {
             return Ok(Vec::new());
         }
         match writer {
-            SilverWriter::Single(series) => series.finish().await,
+            SilverWriter::Single(series) => output::commit_all(series.finish().await?).await,
             SilverWriter::Partitioned(partitioned) => {
                 let schema = partitioned.schema().clone();
-                let properties = output::writer_properties(&self.settings)?;
+                let properties = output::writer_properties(&self.settings, &schema)?;
                 partitioned
                     .finish(sink, |directory| {
                         ParquetSeries::new(

@@ -70,7 +70,7 @@ impl Default for ConvertSettings {
             memory_budget: 256 << 20,
             target_file_bytes: 200 << 20,
             batch_rows: 32 * 1024,
-            batch_bytes: 8 << 20,
+            batch_bytes: 4 << 20,
             zstd_level: 3,
             spill_dir: std::env::temp_dir(),
             upload_chunk_bytes: 8 << 20,

@@ -38,6 +38,7 @@ def main() -> None:
         reader = pacsv.open_csv(
             csv_path,
             read_options=pacsv.ReadOptions(use_threads=threads > 1, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
         )
         if partitioned:
             ds.write_dataset(
@@ -60,7 +61,7 @@ def main() -> None:
 
         frame = pl.scan_csv(csv_path)
         if partitioned:
-            frame.sink_parquet(pl.PartitionByKey(out, by="date"), compression="zstd",
+            frame.sink_parquet(pl.PartitionBy(out, key="date"), compression="zstd",
                                mkdir=True)
         else:
             frame.sink_parquet(os.path.join(out, "data.parquet"), compression="zstd")

@@ -108,10 +108,10 @@ def main() -> None:
                     print(f"threads={threads} {layout:6} {engine:8} run {run + 1}: "
                           f"{seconds:6.2f}s {csv_mb / seconds:7.1f} MB/s "
                           f"rss {rss / 2**20:7.1f} MiB out {size / 1e6:7.1f} MB", flush=True)
-    table = render(results, csv_mb, args)
-    print(table)
-    if args.write:
-        write_report(table, args)
+            if args.write:
+                # After every group, so an interrupted run still records what it measured.
+                write_report(render(results, csv_mb, args), args)
+    print(render(results, csv_mb, args))
 
 
 def render(results, csv_mb: float, args) -> str:

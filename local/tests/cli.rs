@@ -1,11 +1,9 @@
 //! `snowcast convert` as a user runs it: exit codes, stdout manifest, files on disk, and an
 //! independent read of the output with pyarrow.
 
-use std::{path::Path, process::Command};
+mod common;
 
-fn snowcast() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_snowcast"))
-}
+use std::{path::Path, process::Command};
 
 /// The venv Python that has pyarrow (scripts/setup makes it; CI always has it).
 fn python() -> String {
@@ -22,16 +20,16 @@ fn repo_file(path: &str) -> String {
 }
 
 fn convert(csv: &Path, out: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let output = snowcast()
-        .args([
-            "convert",
-            csv.to_str().unwrap(),
-            "--tenant",
-            "acme",
-            "--dataset",
-            "sales",
-        ])
-        .args(["--out", out.to_str().unwrap()])
+    convert_as("acme", csv, out, extra)
+}
+
+fn convert_as(
+    tenant: &str,
+    csv: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let output = common::convert_command(tenant, csv, out)
         .args(extra)
         .output()
         .unwrap();
@@ -108,20 +106,9 @@ fn operational_errors_exit_one_with_a_message() {
 
     let csv = dir.path().join("x.csv");
     std::fs::write(&csv, "a\n1\n").unwrap();
-    let output = snowcast()
-        .args([
-            "convert",
-            csv.to_str().unwrap(),
-            "--tenant",
-            "../etc",
-            "--dataset",
-            "sales",
-        ])
-        .args(["--out", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid tenant id"));
+    let (code, _, stderr) = convert_as("../etc", &csv, dir.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("invalid tenant id"), "{stderr}");
 }
 
 #[test]

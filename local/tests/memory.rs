@@ -1,7 +1,9 @@
 //! Peak memory of `snowcast convert` stays within its budget whatever the number of
 //! partitions. Its own test binary, so the child's rusage is the only one measured.
 
-use std::{io::Write, process::Command};
+mod common;
+
+use std::io::Write;
 
 /// Peak RSS in bytes of the largest child this process has waited for.
 fn children_peak_rss() -> u64 {
@@ -47,16 +49,7 @@ fn two_years_of_daily_partitions_fit_in_a_small_budget() {
     drop(out);
     let csv_bytes = std::fs::metadata(&csv).unwrap().len();
     let budget_mb = 24;
-    let output = Command::new(env!("CARGO_BIN_EXE_snowcast"))
-        .args([
-            "convert",
-            csv.to_str().unwrap(),
-            "--tenant",
-            "acme",
-            "--dataset",
-            "sales",
-        ])
-        .args(["--out", dir.path().join("silver").to_str().unwrap()])
+    let output = common::convert_command("acme", &csv, &dir.path().join("silver"))
         .args(["--memory-budget-mb", &budget_mb.to_string()])
         .env("SNOWCAST_SPILL_DIR", dir.path())
         .output()

@@ -35,19 +35,37 @@ struct Converted {
     dir: TempDir,
 }
 
+/// Every batch of one Parquet file, read with the `parquet` crate.
+fn read_parquet(path: &str) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The values of an Int64 column across batches.
+fn int64s(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name(column)
+                .unwrap()
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
 impl Converted {
     fn batches(&self) -> Vec<RecordBatch> {
         self.manifest
             .files
             .iter()
-            .flat_map(|file| {
-                let reader = std::fs::File::open(&file.uri).unwrap();
-                ParquetRecordBatchReaderBuilder::try_new(reader)
-                    .unwrap()
-                    .build()
-                    .unwrap()
-                    .map(Result::unwrap)
-            })
+            .flat_map(|file| read_parquet(&file.uri))
             .collect()
     }
 
@@ -151,6 +169,17 @@ async fn convert_with(
     Converted { manifest, dir }
 }
 
+/// Raw bytes under the sales contract with no tolerance for bad rows.
+async fn convert_sales_bytes(bytes: Vec<u8>) -> Converted {
+    convert_with(
+        bytes,
+        "sales",
+        Some(sales_with_limit(0.0)),
+        ConvertSettings::default(),
+    )
+    .await
+}
+
 async fn convert(text: &str, contract: Contract) -> Converted {
     convert_with(
         text.as_bytes().to_vec(),
@@ -216,17 +245,7 @@ async fn typed_values_round_trip_through_parquet() {
         out.strings("_source_key"),
         vec![Some("s3://bronze/acme/sales/upload.csv".to_string()); 2]
     );
-    let rows: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            let a = b.column_by_name("_source_row").unwrap();
-            a.as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .to_vec()
-        })
-        .collect();
+    let rows = int64s(&batches, "_source_row");
     assert_eq!(rows, [1, 2]);
 }
 
@@ -476,24 +495,12 @@ async fn gzip_and_zstd_are_detected_by_magic_bytes() {
     let mut second = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     second.write_all(format!("{GOOD}\n").as_bytes()).unwrap();
     gz_bytes.extend(second.finish().unwrap());
-    let out = convert_with(
-        gz_bytes,
-        "sales",
-        Some(sales_with_limit(0.0)),
-        Default::default(),
-    )
-    .await;
+    let out = convert_sales_bytes(gz_bytes).await;
     assert_eq!(out.manifest.source.compression.as_deref(), Some("gzip"));
     assert_eq!(out.manifest.rows_written, 4);
 
     let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
-    let out = convert_with(
-        zst,
-        "sales",
-        Some(sales_with_limit(0.0)),
-        Default::default(),
-    )
-    .await;
+    let out = convert_sales_bytes(zst).await;
     assert_eq!(out.manifest.source.compression.as_deref(), Some("zstd"));
     assert_eq!(out.manifest.rows_written, 3);
 }
@@ -558,13 +565,7 @@ async fn delimiters_are_sniffed_and_decimal_commas_read() {
 async fn windows_1252_is_decoded_when_declared_and_rejected_otherwise() {
     let mut bytes = format!("{SALES_HEADER}\n").into_bytes();
     bytes.extend_from_slice(b"A1,L1,2024-01-01,3,1,1,true,caf\xe9,web,\x80 promo\n");
-    let utf8 = convert_with(
-        bytes.clone(),
-        "sales",
-        Some(sales_with_limit(0.0)),
-        Default::default(),
-    )
-    .await;
+    let utf8 = convert_sales_bytes(bytes.clone()).await;
     assert_eq!(utf8.manifest.status, Status::Rejected);
     let reason = utf8.manifest.reason.unwrap();
     assert!(
@@ -585,13 +586,7 @@ async fn utf16_with_bom_is_transcoded() {
     let text = format!("{SALES_HEADER}\n{GOOD}\n");
     let mut bytes = vec![0xff, 0xfe];
     bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
-    let out = convert_with(
-        bytes,
-        "sales",
-        Some(sales_with_limit(0.0)),
-        Default::default(),
-    )
-    .await;
+    let out = convert_sales_bytes(bytes).await;
     assert_eq!(out.manifest.source.encoding.as_deref(), Some("utf-16le"));
     assert_eq!(out.manifest.rows_written, 1);
 }
@@ -668,23 +663,7 @@ async fn spilled_partitions_keep_every_row_in_order() {
     assert_eq!(out.manifest.rows_written, 20_000);
     assert_eq!(out.manifest.partitions.len(), 28);
     for file in &out.manifest.files {
-        let reader = std::fs::File::open(&file.uri).unwrap();
-        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(reader)
-            .unwrap()
-            .build()
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let rows: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| {
-                b.column_by_name("_source_row")
-                    .unwrap()
-                    .as_primitive::<arrow_array::types::Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
+        let rows = int64s(&read_parquet(&file.uri), "_source_row");
         assert!(
             rows.windows(2).all(|w| w[0] < w[1]),
             "source order kept in {}",

@@ -7,7 +7,6 @@
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use encoding_rs::{Decoder, DecoderResult, UTF_16BE, UTF_16LE, WINDOWS_1252};
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use crate::{
@@ -19,12 +18,22 @@ use crate::{
 const CHUNK: usize = 256 * 1024;
 
 /// Compression of the source object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
     Zstd,
+}
+
+impl Compression {
+    /// The name shown in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// A boxed async byte source.
@@ -68,18 +77,26 @@ pub async fn decompress(mut source: ByteSource) -> Result<(ByteSource, Compressi
 }
 
 /// The text encoding actually used to read a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetectedEncoding {
-    #[serde(rename = "utf-8")]
     Utf8,
-    #[serde(rename = "utf-8-bom")]
     Utf8Bom,
-    #[serde(rename = "utf-16le")]
     Utf16Le,
-    #[serde(rename = "utf-16be")]
     Utf16Be,
-    #[serde(rename = "windows-1252")]
     Windows1252,
+}
+
+impl DetectedEncoding {
+    /// The name shown in manifests and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectedEncoding::Utf8 => "utf-8",
+            DetectedEncoding::Utf8Bom => "utf-8-bom",
+            DetectedEncoding::Utf16Le => "utf-16le",
+            DetectedEncoding::Utf16Be => "utf-16be",
+            DetectedEncoding::Windows1252 => "windows-1252",
+        }
+    }
 }
 
 /// Reads decompressed bytes and yields UTF-8 chunks (UTF-8 input is not yet validated).
@@ -155,10 +172,7 @@ impl TextReader {
                         return Err(Error::MalformedText {
                             message: format!(
                                 "the file is not valid {} text (near byte {} of the decoded text)",
-                                serde_json::to_value(self.encoding())
-                                    .ok()
-                                    .and_then(|v| v.as_str().map(str::to_string))
-                                    .unwrap_or_default(),
+                                self.encoding().as_str(),
                                 self.text_bytes + written as u64
                             ),
                         });

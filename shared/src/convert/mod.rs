@@ -249,7 +249,7 @@ impl Converter {
         let keys = self.keys();
         let mut manifest = self.empty_manifest();
         let (decompressed, compression) = input::decompress(input).await?;
-        manifest.source.compression = Some(label(compression));
+        manifest.source.compression = Some(compression.as_str().to_string());
         let declared = self
             .contract
             .as_ref()
@@ -260,7 +260,7 @@ impl Converter {
         let outcome = self
             .convert(&mut text, sink, &keys, &mut manifest, &mut rejects)
             .await;
-        manifest.source.encoding = Some(label(text.encoding()));
+        manifest.source.encoding = Some(text.encoding().as_str().to_string());
         manifest.source.text_bytes = text.text_bytes();
         manifest.timings.convert_ms = started.elapsed().as_millis() as u64;
 
@@ -401,12 +401,10 @@ impl Converter {
             if let Err(stop) = fed {
                 break Err(stop);
             }
-            if eof {
-                if rows.batcher.rows() > 0 {
-                    match rows.batcher.finish_batch() {
-                        Ok(batch) => rows.ready.push(batch),
-                        Err(e) => break Err(Stop::Fail(e)),
-                    }
+            if eof && rows.batcher.rows() > 0 {
+                match rows.batcher.finish_batch() {
+                    Ok(batch) => rows.ready.push(batch),
+                    Err(e) => break Err(Stop::Fail(e)),
                 }
             }
             if let Err(e) = rows.drain(&mut writer, sink, eof).await {
@@ -542,14 +540,14 @@ impl Converter {
         let properties = output::writer_properties(&self.settings, &schema)?;
         let partitioning = self.contract.as_ref().and_then(Contract::partitioning);
         Ok(match partitioning {
-            None => SilverWriter::Single(ParquetSeries::new(
+            None => SilverWriter::Single(Box::new(ParquetSeries::new(
                 schema,
                 properties,
                 keys.data_prefix.clone(),
                 keys.stem.clone(),
                 None,
                 &self.settings,
-            )),
+            ))),
             Some(spec) => {
                 let index = plan
                     .columns
@@ -618,13 +616,6 @@ impl Converter {
 /// Parquet keeps microseconds; the manifest must show the same instant.
 fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
-}
-
-fn label(value: impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn not_utf8(what: &str) -> String {

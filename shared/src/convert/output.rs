@@ -476,7 +476,8 @@ impl SpillFile {
 
 /// Either one streaming series or buffered partitions.
 pub enum SilverWriter {
-    Single(ParquetSeries),
+    // Boxed: the streaming series is large, and the enum moves through async frames.
+    Single(Box<ParquetSeries>),
     Partitioned(PartitionedWriter),
 }
 

@@ -131,6 +131,8 @@ def render(results, csv_mb: float, args) -> str:
 
 
 def write_report(table: str, args) -> None:
+    """Writes the results into BENCHMARKS.md, keeping rows of thread counts not run now
+    (so `--threads 2` on a quiet machine adds to an earlier `--threads 1` run)."""
     import duckdb
     import polars
     import pyarrow
@@ -139,15 +141,25 @@ def write_report(table: str, args) -> None:
                 f"polars {polars.__version__}, Python {platform.python_version()}")
     cmd = (f".venv/bin/python bench/run.py --size-mb {args.size_mb:g} --runs {args.runs} "
            f"--threads {args.threads} --write")
+    measured = {t.strip() for t in args.threads.split(",")}
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:
         text = f.read()
     begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-    body = (f"{begin}\nCommand: `{cmd}`  \nPeers: {versions}  \n"
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n\n"
-            f"{table}\n{end}")
     head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
+    previous, _, tail = rest.partition(end)
+    commands = [line for line in previous.splitlines()
+                if line.startswith("- `") and not any(f"--threads {t} " in line for t in measured)
+                and "--threads 1,2" not in line]
+    commands.append(f"- `{cmd}` ({time.strftime('%Y-%m-%d')})")
+    kept = [line for line in previous.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+            and line.split("|")[1].strip() not in measured]
+    header, rows = table.split("\n")[:2], table.split("\n")[2:]
+    rows = sorted(kept + rows, key=lambda line: int(line.split("|")[1]))
+    body = (f"{begin}\nCommands:\n" + "\n".join(commands) + "\n\n"
+            f"Peers: {versions}  \nMachine: {platform.machine()}, {os.cpu_count()} cores\n\n"
+            + "\n".join(header + rows) + f"\n{end}")
     with open(path, "w") as f:
         f.write(head + body + tail)
 

@@ -4,15 +4,20 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 use snowcast::{
-    Error, Result, config,
+    Error, Result,
+    aws::{
+        self,
+        s3::{S3Sink, S3Source, S3Uri},
+    },
+    config,
     contract::Contract,
     convert::{ByteSource, Converter, SourceInfo, fingerprint},
-    storage::LocalDirSink,
+    storage::{LocalDirSink, ObjectSink, ObjectSource, Opened},
 };
 
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// CSV to convert (plain, .gz or .zst): a local path.
+    /// CSV to convert (plain, .gz or .zst): a local path or s3://bucket/key.
     input: String,
     /// Tenant that owns the file.
     #[arg(long)]
@@ -20,7 +25,7 @@ pub struct ConvertArgs {
     /// Dataset the file belongs to (selects the built-in contract).
     #[arg(long)]
     dataset: String,
-    /// Output root: a local directory.
+    /// Output root: a local directory or s3://bucket[/prefix].
     #[arg(long)]
     out: String,
     /// Contract file to use instead of the dataset's built-in contract.
@@ -32,6 +37,9 @@ pub struct ConvertArgs {
     /// Memory budget in MiB (default: SNOWCAST_MEMORY_BUDGET_MB, the Lambda's memory, or 256).
     #[arg(long)]
     memory_budget_mb: Option<usize>,
+    /// S3-compatible endpoint for s3:// input and output (MinIO, an emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
 }
 
 pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
@@ -39,21 +47,68 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
     if let Some(mb) = args.memory_budget_mb {
         settings.memory_budget = mb << 20;
     }
-    let (source, input) = open_local(&args.input).await?;
+    let input_uri = S3Uri::parse(&args.input).transpose()?;
+    let out_uri = S3Uri::parse(&args.out).transpose()?;
+    let s3 = if input_uri.is_some() || out_uri.is_some() {
+        Some(aws::s3_client(
+            &aws::load_config(args.endpoint_url.as_deref()).await,
+        ))
+    } else {
+        None
+    };
+    let (source, input, last_modified) = match (&input_uri, &s3) {
+        (Some(uri), Some(client)) => open_s3(client, uri).await?,
+        _ => open_local(&args.input).await?,
+    };
     let mut converter = Converter::try_new(&args.tenant, &args.dataset, source)?
         .with_strict(args.strict)
         .with_settings(settings);
+    if let Some(at) = last_modified {
+        converter = converter.with_ingested_at(at);
+    }
     if let Some(path) = &args.contract {
         converter = converter.with_contract(Contract::from_file(path)?);
     }
-    let sink = LocalDirSink::new(absolute_dir(&args.out)?);
-    let manifest = converter.run(input, &sink).await?;
+    let sink: Box<dyn ObjectSink> = match (out_uri, s3) {
+        (Some(uri), Some(client)) => Box::new(S3Sink::new(client, uri)),
+        _ => Box::new(LocalDirSink::new(absolute_dir(&args.out)?)),
+    };
+    let manifest = converter.run(input, sink.as_ref()).await?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(if manifest.is_accepted() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
+}
+
+type Opening = (
+    SourceInfo,
+    ByteSource,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// Opens an S3 object the way the Lambda does: same fingerprint, `_ingested_at` from its
+/// Last-Modified time, so the CLI rewrites exactly the Lambda's keys for the same object.
+async fn open_s3(client: &aws_sdk_s3::Client, uri: &S3Uri) -> Result<Opening> {
+    let source = S3Source::new(client.clone());
+    match source.open(&uri.bucket, &uri.key, None).await? {
+        Opened::Found(meta, input) => Ok((
+            SourceInfo::s3(
+                &uri.bucket,
+                &uri.key,
+                &meta.etag,
+                meta.version_id.as_deref(),
+            ),
+            input,
+            meta.last_modified,
+        )),
+        Opened::Missing | Opened::Changed => Err(Error::ObjectStore {
+            operation: "get",
+            key: uri.to_string(),
+            message: "no such object".into(),
+        }),
+    }
 }
 
 /// Creates the output directory and returns its absolute path, so manifests show full paths.
@@ -64,7 +119,7 @@ fn absolute_dir(dir: &str) -> Result<PathBuf> {
 }
 
 /// Opens a local file; its fingerprint is its absolute path, size and modification time.
-async fn open_local(path: &str) -> Result<(SourceInfo, ByteSource)> {
+async fn open_local(path: &str) -> Result<Opening> {
     let io = |e| Error::io(format!("opening {path}"), e);
     let absolute = std::fs::canonicalize(path).map_err(io)?;
     let file = tokio::fs::File::open(&absolute).await.map_err(io)?;
@@ -79,5 +134,5 @@ async fn open_local(path: &str) -> Result<(SourceInfo, ByteSource)> {
         fingerprint: fingerprint(&[&key, &metadata.len().to_string(), &modified.to_string()]),
         key,
     };
-    Ok((source, Box::new(file)))
+    Ok((source, Box::new(file), None))
 }

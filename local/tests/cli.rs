@@ -29,7 +29,7 @@ fn convert_as(
     out: &Path,
     extra: &[&str],
 ) -> (i32, serde_json::Value, String) {
-    let output = common::convert_command(tenant, csv, out)
+    let output = common::convert_command(tenant, csv.to_str().unwrap(), out.to_str().unwrap())
         .args(extra)
         .output()
         .unwrap();

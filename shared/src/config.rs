@@ -3,9 +3,13 @@
 //! Lambdas and the CLI read their settings here so that a bad value fails at init with a
 //! clear message rather than on the first event.
 
+use std::time::Duration;
+
 use crate::{
+    aws::s3::S3Uri,
     convert::ConvertSettings,
     error::{Error, Result},
+    ingest::IngestSettings,
 };
 
 /// Share of a Lambda's memory the converter budgets for its own buffers; the rest is the
@@ -15,6 +19,19 @@ const LAMBDA_MEMORY_SHARE: f64 = 0.6;
 /// Reads one environment variable; unset and empty are the same.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Reads a variable that must be set.
+pub fn required(name: &'static str) -> Result<String> {
+    var(name).ok_or_else(|| Error::invalid(name, "is not set"))
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::invalid(name, format!("{value:?} is not a boolean"))),
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T> {
@@ -42,4 +59,44 @@ pub fn convert_settings() -> Result<ConvertSettings> {
         settings.zstd_level = parse_number("SNOWCAST_ZSTD_LEVEL", &level)?;
     }
     Ok(settings)
+}
+
+/// The csv-to-parquet function's configuration.
+#[derive(Debug, Clone)]
+pub struct CsvToParquetConfig {
+    /// Silver root: `SNOWCAST_SILVER_BUCKET` (a bucket name, or `s3://bucket/prefix`).
+    pub silver: S3Uri,
+    /// `SNOWCAST_LOAD_QUEUE_URL`: where manifests are announced.
+    pub load_queue_url: String,
+    pub ingest: IngestSettings,
+}
+
+/// Reads [`CsvToParquetConfig`]: the two variables above, [`convert_settings`],
+/// `SNOWCAST_STRICT_CONTRACTS` (default false) and `SNOWCAST_DEADLINE_MARGIN_SECS`
+/// (default 10).
+pub fn csv_to_parquet() -> Result<CsvToParquetConfig> {
+    let silver = required("SNOWCAST_SILVER_BUCKET")?;
+    let silver = match S3Uri::parse(&silver) {
+        Some(uri) => uri?,
+        None => S3Uri {
+            bucket: silver,
+            key: String::new(),
+        },
+    };
+    let mut ingest = IngestSettings {
+        convert: convert_settings()?,
+        ..IngestSettings::default()
+    };
+    if let Some(strict) = var("SNOWCAST_STRICT_CONTRACTS") {
+        ingest.strict_contracts = parse_bool("SNOWCAST_STRICT_CONTRACTS", &strict)?;
+    }
+    if let Some(secs) = var("SNOWCAST_DEADLINE_MARGIN_SECS") {
+        ingest.deadline_margin =
+            Duration::from_secs(parse_number("SNOWCAST_DEADLINE_MARGIN_SECS", &secs)?);
+    }
+    Ok(CsvToParquetConfig {
+        silver,
+        load_queue_url: required("SNOWCAST_LOAD_QUEUE_URL")?,
+        ingest,
+    })
 }

@@ -49,6 +49,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A queue refused a message.
+    #[error("queue {queue}: {message}")]
+    Queue { queue: String, message: String },
+
+    /// An event that is not what the function is wired to receive.
+    #[error("event: {0}")]
+    Event(String),
+
+    /// The invocation's time ran out before the work finished; nothing was announced.
+    #[error("deadline: {0}")]
+    Deadline(String),
+
     /// The Parquet or Arrow encoder failed; this is a bug or resource exhaustion, not bad input.
     #[error("parquet encoding: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -63,6 +75,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable name for the kind of failure, for Lambda's `errorType` and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Contract { .. } => "Contract",
+            Error::ContractFile { .. } => "ContractFile",
+            Error::Invalid { .. } => "Invalid",
+            Error::MalformedText { .. } => "MalformedText",
+            Error::Io { .. } => "Io",
+            Error::ObjectStore { .. } => "ObjectStore",
+            Error::Queue { .. } => "Queue",
+            Error::Event(_) => "Event",
+            Error::Deadline(_) => "Deadline",
+            Error::Parquet(_) => "Parquet",
+            Error::Arrow(_) => "Arrow",
+            Error::Json(_) => "Json",
+        }
+    }
+
     /// Wraps an I/O error with what was being done when it happened.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

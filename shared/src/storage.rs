@@ -3,6 +3,9 @@
 //! An upload is invisible until committed, and can be aborted: the converter writes Parquet
 //! while it reads, but only commits once the whole file has been judged, so a rejected file
 //! leaves no Parquet behind. Adapters: [`LocalDirSink`] here, S3 multipart in `aws::s3`.
+//!
+//! [`ObjectSource`] is the reading side: bronze objects opened as byte streams, pinned to
+//! the version an event announced.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +13,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    convert::ByteSource,
+    error::{Error, Result},
+};
 
 /// Where a committed object ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +30,14 @@ pub struct StoredObject {
     pub bytes: u64,
 }
 
-/// Creates objects under one root.
+/// Creates objects under one root, and reads back the small ones (manifests) it wrote.
 #[async_trait]
 pub trait ObjectSink: Send + Sync {
     /// Starts an object at `key`. Nothing is visible there until [`ObjectUpload::commit`].
     async fn create(&self, key: &str) -> Result<Box<dyn ObjectUpload>>;
+
+    /// Reads a whole object, or `None` when there is none at `key`. For small objects only.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
     /// Writes a small object in one go.
     async fn put(&self, key: &str, body: Bytes) -> Result<StoredObject> {
@@ -47,11 +58,56 @@ pub trait ObjectUpload: Send {
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 
+/// Identity and timestamps of a source object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Entity tag (quotes removed): changes whenever the content does.
+    pub etag: String,
+    /// Version id on versioned buckets.
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// What opening a source object found.
+pub enum Opened {
+    Found(ObjectMeta, ByteSource),
+    /// No object at the key (deleted since the event).
+    Missing,
+    /// The object was replaced since the event; the new one has its own event.
+    Changed,
+}
+
+/// Reads source objects as streams, never whole.
+#[async_trait]
+pub trait ObjectSource: Send + Sync {
+    /// Identity of the object at `bucket`/`key`, or `None` when there is none.
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>>;
+
+    /// Opens the object for streaming. With `etag`, only that exact content is opened.
+    async fn open(&self, bucket: &str, key: &str, etag: Option<&str>) -> Result<Opened>;
+}
+
 /// A directory as an object store: keys are relative paths. Objects are written to a hidden
 /// temporary file beside their final path and renamed on commit.
 #[derive(Debug, Clone)]
 pub struct LocalDirSink {
     root: PathBuf,
+}
+
+/// Refuses keys that could leave the root or that S3 would treat differently from a path.
+fn check_relative_key(operation: &'static str, key: &str) -> Result<()> {
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Error::ObjectStore {
+            operation,
+            key: key.into(),
+            message: "key has an empty, '.' or '..' segment".into(),
+        });
+    }
+    Ok(())
 }
 
 impl LocalDirSink {
@@ -67,16 +123,7 @@ impl LocalDirSink {
 #[async_trait]
 impl ObjectSink for LocalDirSink {
     async fn create(&self, key: &str) -> Result<Box<dyn ObjectUpload>> {
-        if key
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..")
-        {
-            return Err(Error::ObjectStore {
-                operation: "create",
-                key: key.into(),
-                message: "key has an empty, '.' or '..' segment".into(),
-            });
-        }
+        check_relative_key("create", key)?;
         let path = self.root.join(key);
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         tokio::fs::create_dir_all(&parent)
@@ -94,6 +141,16 @@ impl ObjectSink for LocalDirSink {
             key: key.to_string(),
             bytes: 0,
         }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        check_relative_key("get", key)?;
+        let path = self.root.join(key);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
     }
 }
 
@@ -163,6 +220,8 @@ mod tests {
         aborted.abort().await.unwrap();
         let left: Vec<_> = std::fs::read_dir(dir.path().join("a/b")).unwrap().collect();
         assert_eq!(left.len(), 1, "only the committed object remains");
+        assert_eq!(sink.get("a/b/c.txt").await.unwrap().unwrap(), "hello");
+        assert_eq!(sink.get("a/b/d.txt").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -170,6 +229,7 @@ mod tests {
         let sink = LocalDirSink::new("/tmp/never");
         for key in ["../x", "a//b", "a/./b", ""] {
             assert!(sink.create(key).await.is_err(), "{key:?}");
+            assert!(sink.get(key).await.is_err(), "{key:?}");
         }
     }
 }

@@ -1,12 +1,56 @@
 //! Running the `snowcast` binary from integration tests.
 
-use std::{path::Path, process::Command};
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::{io::Write, path::Path, process::Command};
 
 /// `snowcast convert CSV --tenant TENANT --dataset sales --out OUT`, ready for more args.
-pub fn convert_command(tenant: &str, csv: &Path, out: &Path) -> Command {
+pub fn convert_command(tenant: &str, csv: &str, out: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_snowcast"));
     command
-        .args(["convert", csv.to_str().unwrap(), "--tenant", tenant])
-        .args(["--dataset", "sales", "--out", out.to_str().unwrap()]);
+        .args(["convert", csv, "--tenant", tenant])
+        .args(["--dataset", "sales", "--out", out]);
     command
+}
+
+/// Peak RSS in bytes of the largest child this process has waited for.
+pub fn children_peak_rss() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN is always valid.
+    let usage = unsafe {
+        assert_eq!(
+            libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
+            0
+        );
+        usage.assume_init()
+    };
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// Writes a sales CSV of `rows` rows cycling through 730 days: the worst order for
+/// partitioning, as every batch touches every partition.
+pub fn write_daily_sales(path: &Path, rows: u32) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(
+        out,
+        "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes"
+    )
+    .unwrap();
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+    for i in 0..rows {
+        let day = start + chrono::Days::new(u64::from(i % 730));
+        writeln!(
+            out,
+            "SKU-{:06},LOC-{:03},{day},{},{}.{:02},1.5,false,cat_{},web,note {}",
+            i % 20_000,
+            i % 60,
+            i % 40,
+            i % 997,
+            i % 100,
+            i % 24,
+            i % 13
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
 }

@@ -114,6 +114,22 @@ pub struct SourceInfo {
     pub fingerprint: String,
 }
 
+impl SourceInfo {
+    /// An S3 object, identified by bucket, key, ETag and version (the same for the Lambda
+    /// and the CLI, so both write the same keys for the same object).
+    pub fn s3(bucket: &str, key: &str, etag: &str, version_id: Option<&str>) -> Self {
+        SourceInfo {
+            key: format!("s3://{bucket}/{key}"),
+            fingerprint: fingerprint(&[
+                bucket,
+                key,
+                etag.trim_matches('"'),
+                version_id.unwrap_or(""),
+            ]),
+        }
+    }
+}
+
 /// Fingerprint of a source object from its identity (bucket, key, ETag or version; or path,
 /// size, mtime): the same object always gets the same output keys.
 pub fn fingerprint(identity: &[&str]) -> String {
@@ -139,6 +155,8 @@ pub struct OutputKeys {
     pub stem: String,
     pub rejects: String,
     pub manifest: String,
+    /// Record that the manifest was sent to the load queue (written by the Lambda).
+    pub announcement: String,
 }
 
 impl OutputKeys {
@@ -153,6 +171,7 @@ impl OutputKeys {
             data_prefix: format!("{scope}/"),
             rejects: format!("_rejects/{scope}/{stem}.jsonl"),
             manifest: format!("_manifests/{scope}/{stem}.json"),
+            announcement: format!("_announced/{scope}/{stem}.json"),
             stem,
         }
     }
@@ -225,8 +244,8 @@ impl Converter {
         self
     }
 
-    /// The `_ingested_at` value. The Lambda passes the S3 event time, so a redelivered
-    /// event produces identical files.
+    /// The `_ingested_at` value. The Lambda passes the object's Last-Modified time, so a
+    /// redelivered event produces identical files.
     pub fn with_ingested_at(mut self, at: DateTime<Utc>) -> Self {
         self.ingested_at = to_micros(at);
         self
@@ -654,7 +673,7 @@ impl RowSink<'_> {
             Ok(()) => {
                 let rows = self.batcher.rows();
                 let full = rows >= self.settings.batch_rows
-                    || (rows % SIZE_CHECK_ROWS == 0
+                    || (rows.is_multiple_of(SIZE_CHECK_ROWS)
                         && self.batcher.buffered_bytes() >= self.settings.batch_bytes);
                 if full {
                     self.ready.push(self.batcher.finish_batch()?);

@@ -1,0 +1,43 @@
+//! csv-to-parquet: S3 ObjectCreated notifications (via SQS, or direct) -> silver Parquet.
+//! Wiring only; the logic is `snowcast::ingest`.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use snowcast::{
+    aws::{self, s3::S3Sink, s3::S3Source, sqs::SqsManifestQueue},
+    config,
+    ingest::Ingest,
+    lambda::deadline_from_epoch_ms,
+};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    snowcast::telemetry::init_lambda();
+    let config = config::csv_to_parquet()?;
+    let sdk = aws::load_config(None).await;
+    let s3 = aws::s3_client(&sdk);
+    let ingest = Arc::new(Ingest::new(
+        Arc::new(S3Source::new(s3.clone())),
+        Arc::new(S3Sink::new(s3, config.silver)),
+        Arc::new(SqsManifestQueue::new(
+            aws::sqs_client(&sdk),
+            config.load_queue_url,
+        )),
+        config.ingest,
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let ingest = Arc::clone(&ingest);
+        async move {
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            ingest
+                .handle(event.payload, deadline)
+                .await
+                .map_err(|error| Diagnostic {
+                    error_type: error.kind().to_string(),
+                    error_message: error.to_string(),
+                })
+        }
+    }))
+    .await
+}

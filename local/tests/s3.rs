@@ -1,0 +1,110 @@
+//! `snowcast convert` with `s3://` input and output against a running emulator (moto on
+//! 127.0.0.1): the same keys as the Lambda, and memory bounded while streaming a CSV larger
+//! than the budget. Its own test binary, so the converter is the largest child measured.
+
+mod common;
+#[path = "../../tests/support/moto.rs"]
+mod moto;
+
+use aws_sdk_s3::primitives::ByteStream;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn converts_from_s3_to_s3_within_the_memory_budget() {
+    let rt = runtime();
+    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let (bronze, silver) = (moto::unique("bronze"), moto::unique("silver"));
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    common::write_daily_sales(&csv, 1_000_000);
+    let csv_bytes = std::fs::metadata(&csv).unwrap().len();
+    let key = "acme/sales/2024/big sales.csv";
+    rt.block_on(async {
+        for bucket in [&bronze, &silver] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        let body = ByteStream::from_path(&csv).await.unwrap();
+        s3.put_object()
+            .bucket(&bronze)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let budget_mb = 24;
+    let output = common::convert_command(
+        "acme",
+        &format!("s3://{bronze}/{key}"),
+        &format!("s3://{silver}/lake"),
+    )
+    .args(["--memory-budget-mb", &budget_mb.to_string()])
+    .env("SNOWCAST_SPILL_DIR", dir.path())
+    .envs(moto::child_env())
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let peak = common::children_peak_rss();
+
+    let manifest: snowcast::manifest::Manifest = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest.rows_written, 1_000_000);
+    assert_eq!(manifest.partitions.len(), 730);
+    assert_eq!(manifest.source.key, format!("s3://{bronze}/{key}"));
+    let stored: Vec<(String, i64)> = rt.block_on(async {
+        let mut objects = Vec::new();
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(&silver)
+            .prefix("lake/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap();
+            objects.extend(
+                page.contents()
+                    .iter()
+                    .map(|o| (o.key().unwrap().to_string(), o.size().unwrap())),
+            );
+        }
+        objects
+    });
+    for file in &manifest.files {
+        let full = format!("lake/{}", file.key);
+        assert!(
+            stored
+                .iter()
+                .any(|(k, size)| *k == full && *size as u64 == file.bytes),
+            "{full} missing or of another size"
+        );
+        assert_eq!(file.uri, format!("s3://{silver}/{full}"));
+    }
+    assert!(
+        stored
+            .iter()
+            .any(|(k, _)| k.starts_with("lake/_manifests/sales/tenant_id=acme/"))
+    );
+
+    let allowed = (budget_mb + 40) << 20;
+    assert!(
+        peak < allowed,
+        "peak RSS {} MiB for a {} MiB file exceeds {} MiB",
+        peak >> 20,
+        csv_bytes >> 20,
+        allowed >> 20
+    );
+    assert!(
+        csv_bytes > peak,
+        "the input ({csv_bytes} B) is larger than the peak RSS"
+    );
+}

@@ -1,0 +1,64 @@
+//! AWS adapters: S3 for object storage, SQS for the load queue.
+//!
+//! Clients are built once per process from one [`SdkConfig`]. An endpoint override (the
+//! CLI's `--endpoint-url`, `AWS_ENDPOINT_URL`, or a test's emulator) switches S3 to
+//! path-style addressing, which emulators and S3-compatible stores expect.
+
+pub mod s3;
+pub mod sqs;
+
+pub use aws_config::SdkConfig;
+
+/// Loads the standard AWS configuration chain (environment, profile, container and
+/// instance credentials; region; `AWS_ENDPOINT_URL`), with `endpoint_url` taking precedence.
+pub async fn load_config(endpoint_url: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// An S3 client for `config`; path-style when the endpoint is overridden.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// An SQS client for `config`.
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+/// Formats an SDK error with its service error code and message, never the request
+/// (which may carry presigned material).
+pub(crate) fn describe<E, R>(error: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    match error {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                _ => inner.to_string(),
+            }
+        }
+        other => {
+            // Transport errors keep their cause chain (DNS, TLS, connection reset).
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The csv-to-parquet function's logic: S3 notifications in, silver Parquet, rejects and a
+//! manifest out, the manifest announced on the load queue.
+//!
+//! Idempotent by construction. Output keys derive from the source object's identity
+//! (bucket, key, ETag, version), `_ingested_at` from its Last-Modified time, so a redelivered
+//! event, or the duplicate events S3 sends, rewrite identical objects. Progress is recorded
+//! in the silver bucket itself: the manifest marks a finished conversion, and an
+//! announcement record marks that the load queue has it. A redelivery after the
+//! announcement does nothing; one between manifest and announcement sends the stored
+//! manifest, byte for byte what the first attempt would have sent.
+
+pub mod event;
+pub mod layout;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub use self::event::{CreatedObject, Notice};
+use crate::{
+    convert::{ConvertSettings, Converter, OutputKeys, SourceInfo, fingerprint},
+    error::{Error, Result},
+    lambda::{self, QueueMessage, SqsBatchResponse},
+    manifest::Manifest,
+    metrics::{MetricRecord, Unit},
+    queue::ManifestQueue,
+    storage::{ObjectSink, ObjectSource, Opened},
+};
+
+/// Name of the function in metrics.
+const FUNCTION: &str = "csv-to-parquet";
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub convert: ConvertSettings,
+    /// Datasets without a contract are quarantined instead of converted with sniffed types.
+    pub strict_contracts: bool,
+    /// Time kept in reserve before the Lambda deadline to report a clean failure.
+    pub deadline_margin: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            convert: ConvertSettings::default(),
+            strict_contracts: false,
+            deadline_margin: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What became of one created object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Converted now; `message_id` is the load-queue message, if there was data to load.
+    Converted {
+        manifest_key: String,
+        status: crate::manifest::Status,
+        rows_read: u64,
+        rows_written: u64,
+        rows_rejected: u64,
+        files: usize,
+        bytes_written: u64,
+        duration_ms: u64,
+        message_id: Option<String>,
+    },
+    /// Converted before, but not yet announced: the stored manifest was sent.
+    Reannounced {
+        manifest_key: String,
+        message_id: String,
+    },
+    /// Converted and announced before: nothing to do.
+    AlreadyDone { manifest_key: String },
+    /// The key does not fit the bronze layout; a quarantine record says why.
+    Quarantined { record_key: String, reason: String },
+    /// The object is gone or was replaced since the event.
+    Skipped { key: String, reason: String },
+}
+
+/// Where a quarantine record goes and what it says.
+#[derive(Debug, Serialize)]
+struct QuarantineRecord<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    etag: Option<&'a str>,
+    size: Option<u64>,
+    event_time: Option<DateTime<Utc>>,
+    reason: &'a str,
+}
+
+/// What the announcement record holds.
+#[derive(Debug, Serialize)]
+struct Announcement<'a> {
+    manifest_key: &'a str,
+    message_id: &'a str,
+    announced_at: DateTime<Utc>,
+}
+
+/// The csv-to-parquet service: bronze source, silver sink, load queue.
+pub struct Ingest {
+    bronze: Arc<dyn ObjectSource>,
+    silver: Arc<dyn ObjectSink>,
+    queue: Arc<dyn ManifestQueue>,
+    settings: IngestSettings,
+}
+
+impl Ingest {
+    pub fn new(
+        bronze: Arc<dyn ObjectSource>,
+        silver: Arc<dyn ObjectSink>,
+        queue: Arc<dyn ManifestQueue>,
+        settings: IngestSettings,
+    ) -> Self {
+        Ingest {
+            bronze,
+            silver,
+            queue,
+            settings,
+        }
+    }
+
+    /// Handles one Lambda event: an SQS batch (answered with the failed message ids) or a
+    /// direct S3 notification (an error makes Lambda retry the whole event).
+    pub async fn handle(
+        &self,
+        event: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<serde_json::Value> {
+        if let Some(messages) = lambda::sqs_messages(&event) {
+            return Ok(serde_json::to_value(
+                self.handle_messages(messages, deadline).await,
+            )?);
+        }
+        let mut outcomes = Vec::new();
+        for notice in event::notices(event)? {
+            outcomes.push(self.handle_notice(notice, deadline).await?);
+        }
+        Ok(serde_json::json!({ "outcomes": outcomes }))
+    }
+
+    /// Handles an SQS batch one message at a time (one vCPU, one memory budget); a message
+    /// fails alone, and messages not started before the deadline margin fail untouched.
+    pub async fn handle_messages(
+        &self,
+        messages: Vec<QueueMessage>,
+        deadline: Instant,
+    ) -> SqsBatchResponse {
+        let mut failed = Vec::new();
+        for message in messages {
+            let span = tracing::info_span!("message", message_id = %message.id);
+            let result = async {
+                let notices = event::parse_notification(&message.body)?;
+                for notice in notices {
+                    self.handle_notice(notice, deadline).await?;
+                }
+                Ok::<_, Error>(())
+            }
+            .instrument(span.clone())
+            .await;
+            if let Err(error) = result {
+                span.in_scope(|| tracing::error!(%error, "message failed; it will be retried"));
+                failed.push(message.id);
+            }
+        }
+        lambda::batch_response(failed)
+    }
+
+    /// Handles one notification record.
+    pub async fn handle_notice(&self, notice: Notice, deadline: Instant) -> Result<Outcome> {
+        match notice {
+            Notice::Ignored(reason) => {
+                tracing::info!(%reason, "ignored");
+                Ok(Outcome::Skipped {
+                    key: String::new(),
+                    reason,
+                })
+            }
+            Notice::Created(object) => {
+                let span = tracing::info_span!(
+                    "ingest",
+                    bucket = %object.bucket,
+                    key = %object.key,
+                    tenant = tracing::field::Empty,
+                    dataset = tracing::field::Empty,
+                );
+                let result = self
+                    .ingest(&object, deadline)
+                    .instrument(span.clone())
+                    .await;
+                span.in_scope(|| record_metrics(&object, &result));
+                result
+            }
+        }
+    }
+
+    /// Converts one created object and announces it, unless that was done before.
+    pub async fn ingest(&self, object: &CreatedObject, deadline: Instant) -> Result<Outcome> {
+        let stop_at = deadline
+            .checked_sub(self.settings.deadline_margin)
+            .unwrap_or(deadline);
+        if Instant::now() >= stop_at {
+            return Err(Error::Deadline(format!(
+                "less than {:?} left before the deadline; not started",
+                self.settings.deadline_margin
+            )));
+        }
+        let source = match layout::parse(&object.key) {
+            Ok(source) => source,
+            Err(reason) => return self.quarantine(object, &reason).await,
+        };
+        let span = tracing::Span::current();
+        span.record("tenant", source.tenant.as_str());
+        span.record("dataset", source.dataset.as_str());
+
+        let (etag, version_id) = match &object.etag {
+            Some(etag) => (etag.clone(), object.version_id.clone()),
+            None => match self.bronze.head(&object.bucket, &object.key).await? {
+                Some(meta) => (meta.etag, meta.version_id),
+                None => return Ok(skipped(object, "the object no longer exists")),
+            },
+        };
+        let info = SourceInfo::s3(&object.bucket, &object.key, &etag, version_id.as_deref());
+        let converter = Converter::try_new(&source.tenant, &source.dataset, info)?
+            .with_strict(self.settings.strict_contracts)
+            .with_settings(self.settings.convert.clone());
+        let keys = converter.keys();
+
+        if self.silver.get(&keys.announcement).await?.is_some() {
+            tracing::info!(manifest = %keys.manifest, "already converted and announced");
+            return Ok(Outcome::AlreadyDone {
+                manifest_key: keys.manifest,
+            });
+        }
+        if let Some(stored) = self.silver.get(&keys.manifest).await? {
+            let manifest: Manifest = serde_json::from_slice(&stored)?;
+            return match self.announce(&manifest, &keys).await? {
+                Some(message_id) => Ok(Outcome::Reannounced {
+                    manifest_key: keys.manifest,
+                    message_id,
+                }),
+                None => Ok(Outcome::AlreadyDone {
+                    manifest_key: keys.manifest,
+                }),
+            };
+        }
+
+        let work = async {
+            let (meta, input) = match self
+                .bronze
+                .open(&object.bucket, &object.key, Some(&etag))
+                .await?
+            {
+                Opened::Found(meta, input) => (meta, input),
+                Opened::Missing | Opened::Changed => return Ok(None),
+            };
+            // Last-Modified is the same in every event for this object; event times are not.
+            let ingested_at = meta
+                .last_modified
+                .or(object.event_time)
+                .unwrap_or_else(Utc::now);
+            let manifest = converter
+                .with_ingested_at(ingested_at)
+                .run(input, self.silver.as_ref())
+                .await?;
+            let message_id = self.announce(&manifest, &keys).await?;
+            Ok::<_, Error>(Some((manifest, message_id)))
+        };
+        match tokio::time::timeout_at(stop_at, work).await {
+            Err(_) => Err(Error::Deadline(format!(
+                "conversion of {} stopped {:?} before the deadline; nothing was announced",
+                object.key, self.settings.deadline_margin
+            ))),
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(None)) => Ok(skipped(
+                object,
+                "the object was deleted or replaced since the event",
+            )),
+            Ok(Ok(Some((manifest, message_id)))) => Ok(Outcome::Converted {
+                manifest_key: keys.manifest,
+                status: manifest.status,
+                rows_read: manifest.rows_read,
+                rows_written: manifest.rows_written,
+                rows_rejected: manifest.rows_rejected,
+                files: manifest.files.len(),
+                bytes_written: manifest.bytes_written(),
+                duration_ms: manifest.timings.total_ms,
+                message_id,
+            }),
+        }
+    }
+
+    /// Sends the manifest to the load queue when it has files to load, then records that it
+    /// did. Returns the message id, or `None` when there was nothing to load.
+    async fn announce(&self, manifest: &Manifest, keys: &OutputKeys) -> Result<Option<String>> {
+        if !manifest.is_accepted() || manifest.files.is_empty() {
+            return Ok(None);
+        }
+        let message_id = self.queue.send(manifest).await?;
+        let record = Announcement {
+            manifest_key: &keys.manifest,
+            message_id: &message_id,
+            announced_at: Utc::now(),
+        };
+        self.silver
+            .put(&keys.announcement, serde_json::to_vec(&record)?.into())
+            .await?;
+        tracing::info!(%message_id, files = manifest.files.len(), "announced on the load queue");
+        Ok(Some(message_id))
+    }
+
+    /// Records why a key was refused, under a name derived from the object's identity (the
+    /// key itself is not safe to put in a path).
+    async fn quarantine(&self, object: &CreatedObject, reason: &str) -> Result<Outcome> {
+        let id = fingerprint(&[
+            &object.bucket,
+            &object.key,
+            object.etag.as_deref().unwrap_or(""),
+        ]);
+        let record_key = format!("_quarantine/keys/{id}.json");
+        let record = QuarantineRecord {
+            bucket: &object.bucket,
+            key: &object.key,
+            etag: object.etag.as_deref(),
+            size: object.size,
+            event_time: object.event_time,
+            reason,
+        };
+        self.silver
+            .put(&record_key, serde_json::to_vec_pretty(&record)?.into())
+            .await?;
+        tracing::warn!(%reason, record = %record_key, "key quarantined");
+        Ok(Outcome::Quarantined {
+            record_key,
+            reason: reason.to_string(),
+        })
+    }
+}
+
+fn skipped(object: &CreatedObject, reason: &str) -> Outcome {
+    tracing::warn!(%reason, "skipped");
+    Outcome::Skipped {
+        key: object.key.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// One EMF record per object: what was converted, or that it failed or was quarantined.
+fn record_metrics(object: &CreatedObject, result: &Result<Outcome>) {
+    let (tenant, dataset) = layout::parse(&object.key)
+        .map(|s| (s.tenant, s.dataset))
+        .unwrap_or_else(|_| (String::new(), "unknown".into()));
+    let mut record = MetricRecord::new(FUNCTION)
+        .dimension("Dataset", dataset)
+        .property("tenant_id", tenant)
+        .property("bucket", object.bucket.as_str())
+        .property("key", object.key.as_str());
+    record = match result {
+        Ok(Outcome::Converted {
+            rows_read,
+            rows_written,
+            rows_rejected,
+            status,
+            files,
+            bytes_written,
+            duration_ms,
+            ..
+        }) => record
+            .metric("RowsRead", *rows_read as f64, Unit::Count)
+            .metric("RowsWritten", *rows_written as f64, Unit::Count)
+            .metric("RowsRejected", *rows_rejected as f64, Unit::Count)
+            .metric("FilesWritten", *files as f64, Unit::Count)
+            .metric("BytesWritten", *bytes_written as f64, Unit::Bytes)
+            .metric("Duration", *duration_ms as f64, Unit::Milliseconds)
+            .metric(
+                "FilesRejected",
+                f64::from(u8::from(*status == crate::manifest::Status::Rejected)),
+                Unit::Count,
+            ),
+        Ok(Outcome::Quarantined { .. }) => record.metric("KeysQuarantined", 1.0, Unit::Count),
+        Ok(_) => return,
+        Err(error) => record
+            .metric("Failures", 1.0, Unit::Count)
+            .property("error", error.to_string()),
+    };
+    record.emit();
+}

@@ -1,0 +1,89 @@
+//! What every Lambda handler shares: the invocation deadline and SQS batches with partial
+//! failures. No runtime types here: the binaries pass plain values in.
+
+use std::time::Duration;
+
+pub use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_lambda_events::sqs::SqsEvent;
+
+/// The invocation deadline (milliseconds since the epoch, from the runtime's context) as a
+/// monotonic instant.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// One SQS message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}
+
+/// The messages of an SQS event, or `None` when `event` is not one (its records do not
+/// come from `aws:sqs`).
+pub fn sqs_messages(event: &serde_json::Value) -> Option<Vec<QueueMessage>> {
+    let records = event.get("Records")?.as_array()?;
+    let from_sqs = !records.is_empty()
+        && records
+            .iter()
+            .all(|r| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs"));
+    if !from_sqs {
+        return None;
+    }
+    let parsed: SqsEvent = serde_json::from_value(event.clone()).ok()?;
+    Some(
+        parsed
+            .records
+            .into_iter()
+            .map(|m| QueueMessage {
+                id: m.message_id.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+            })
+            .collect(),
+    )
+}
+
+/// A batch response naming the messages to retry.
+pub fn batch_response(failed: impl IntoIterator<Item = String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqs_events_are_recognised_by_their_source() {
+        let sqs = serde_json::json!({"Records": [
+            {"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}
+        ]});
+        assert_eq!(
+            sqs_messages(&sqs).unwrap(),
+            [QueueMessage {
+                id: "m1".into(),
+                body: "{}".into()
+            }]
+        );
+        let s3 = serde_json::json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert_eq!(sqs_messages(&s3), None);
+        assert_eq!(sqs_messages(&serde_json::json!({"Records": []})), None);
+    }
+
+    #[test]
+    fn batch_responses_name_only_failures() {
+        let response = serde_json::to_value(batch_response(["m2".to_string()])).unwrap();
+        assert_eq!(
+            response,
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+        );
+    }
+
+    #[test]
+    fn past_deadlines_are_now() {
+        let deadline = deadline_from_epoch_ms(0);
+        assert!(deadline <= tokio::time::Instant::now());
+    }
+}

@@ -6,11 +6,20 @@ use std::time::Duration;
 pub use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_lambda_events::sqs::SqsEvent;
 
-/// The invocation deadline (milliseconds since the epoch, from the runtime's context) as a
-/// monotonic instant.
+/// Below this, a deadline cannot be epoch milliseconds (it would be before 2001).
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The invocation deadline from the runtime's context as a monotonic instant. Lambda sends
+/// milliseconds since the epoch; cargo-lambda's emulator (1.9) sends the timeout itself
+/// (`600000`), which is read as "that many milliseconds from now".
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    let remaining_ms = if deadline_ms < EPOCH_MS_FLOOR {
+        deadline_ms
+    } else {
+        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        deadline_ms.saturating_sub(now_ms)
+    };
+    tokio::time::Instant::now() + Duration::from_millis(remaining_ms)
 }
 
 /// One SQS message of a batch.
@@ -82,8 +91,13 @@ mod tests {
     }
 
     #[test]
-    fn past_deadlines_are_now() {
-        let deadline = deadline_from_epoch_ms(0);
-        assert!(deadline <= tokio::time::Instant::now());
+    fn deadlines_are_epoch_milliseconds_or_an_emulator_timeout() {
+        let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+        let past = deadline_from_epoch_ms(now_ms - 5_000);
+        assert!(past <= tokio::time::Instant::now());
+        let soon = deadline_from_epoch_ms(now_ms + 60_000) - tokio::time::Instant::now();
+        assert!(soon > Duration::from_secs(58) && soon <= Duration::from_secs(60));
+        let emulated = deadline_from_epoch_ms(600_000) - tokio::time::Instant::now();
+        assert!(emulated > Duration::from_secs(598) && emulated <= Duration::from_secs(600));
     }
 }

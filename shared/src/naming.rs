@@ -129,7 +129,8 @@ pub fn validate_segment(what: &'static str, value: &str, max_len: usize) -> Resu
 }
 
 /// The stem of a source file name with its CSV and compression extensions removed, made
-/// safe for an object key: `Sales Jan.csv.gz` -> `Sales_Jan`.
+/// safe for an object key: `Sales Jan.csv.gz` -> `Sales_Jan`, `Ventes été.csv` ->
+/// `Ventes_ete`.
 pub fn source_stem(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
     let mut stem = base;
@@ -142,12 +143,9 @@ pub fn source_stem(file_name: &str) -> String {
     }
     let safe: String = stem
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
+        .map(|c| match fold_latin(c) {
+            Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c,
+            _ => '_',
         })
         .take(100)
         .collect();
@@ -189,5 +187,6 @@ mod tests {
         assert_eq!(source_stem("dir/Sales Jan.csv.gz"), "Sales_Jan");
         assert_eq!(source_stem("x.CSV.ZST"), "x");
         assert_eq!(source_stem(".csv"), "_csv");
+        assert_eq!(source_stem("acme/Ventes été (Q3).csv"), "Ventes_ete__Q3_");
     }
 }

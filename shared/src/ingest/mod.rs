@@ -39,7 +39,8 @@ pub struct IngestSettings {
     pub convert: ConvertSettings,
     /// Datasets without a contract are quarantined instead of converted with sniffed types.
     pub strict_contracts: bool,
-    /// Time kept in reserve before the Lambda deadline to report a clean failure.
+    /// Time kept in reserve before the Lambda deadline to report a clean failure; at most a
+    /// quarter of the invocation's time, so short timeouts (local emulators) still work.
     pub deadline_margin: Duration,
 }
 
@@ -131,24 +132,37 @@ impl Ingest {
         event: serde_json::Value,
         deadline: Instant,
     ) -> Result<serde_json::Value> {
+        let stop_at = self.stop_at(deadline);
+        tracing::debug!(
+            remaining_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            "event received"
+        );
         if let Some(messages) = lambda::sqs_messages(&event) {
             return Ok(serde_json::to_value(
-                self.handle_messages(messages, deadline).await,
+                self.handle_messages(messages, stop_at).await,
             )?);
         }
         let mut outcomes = Vec::new();
         for notice in event::notices(event)? {
-            outcomes.push(self.handle_notice(notice, deadline).await?);
+            outcomes.push(self.handle_notice(notice, stop_at).await?);
         }
         Ok(serde_json::json!({ "outcomes": outcomes }))
     }
 
+    /// When work must stop to leave the margin before `deadline`.
+    fn stop_at(&self, deadline: Instant) -> Instant {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        deadline - self.settings.deadline_margin.min(remaining / 4)
+    }
+
     /// Handles an SQS batch one message at a time (one vCPU, one memory budget); a message
-    /// fails alone, and messages not started before the deadline margin fail untouched.
-    pub async fn handle_messages(
+    /// fails alone, and messages not started by `stop_at` fail untouched.
+    async fn handle_messages(
         &self,
         messages: Vec<QueueMessage>,
-        deadline: Instant,
+        stop_at: Instant,
     ) -> SqsBatchResponse {
         let mut failed = Vec::new();
         for message in messages {
@@ -156,7 +170,7 @@ impl Ingest {
             let result = async {
                 let notices = event::parse_notification(&message.body)?;
                 for notice in notices {
-                    self.handle_notice(notice, deadline).await?;
+                    self.handle_notice(notice, stop_at).await?;
                 }
                 Ok::<_, Error>(())
             }
@@ -171,7 +185,7 @@ impl Ingest {
     }
 
     /// Handles one notification record.
-    pub async fn handle_notice(&self, notice: Notice, deadline: Instant) -> Result<Outcome> {
+    async fn handle_notice(&self, notice: Notice, stop_at: Instant) -> Result<Outcome> {
         match notice {
             Notice::Ignored(reason) => {
                 tracing::info!(%reason, "ignored");
@@ -188,26 +202,20 @@ impl Ingest {
                     tenant = tracing::field::Empty,
                     dataset = tracing::field::Empty,
                 );
-                let result = self
-                    .ingest(&object, deadline)
-                    .instrument(span.clone())
-                    .await;
+                let result = self.ingest(&object, stop_at).instrument(span.clone()).await;
                 span.in_scope(|| record_metrics(&object, &result));
                 result
             }
         }
     }
 
-    /// Converts one created object and announces it, unless that was done before.
-    pub async fn ingest(&self, object: &CreatedObject, deadline: Instant) -> Result<Outcome> {
-        let stop_at = deadline
-            .checked_sub(self.settings.deadline_margin)
-            .unwrap_or(deadline);
+    /// Converts one created object and announces it, unless that was done before. Work
+    /// not finished by `stop_at` is abandoned with [`Error::Deadline`], nothing announced.
+    pub async fn ingest(&self, object: &CreatedObject, stop_at: Instant) -> Result<Outcome> {
         if Instant::now() >= stop_at {
-            return Err(Error::Deadline(format!(
-                "less than {:?} left before the deadline; not started",
-                self.settings.deadline_margin
-            )));
+            return Err(Error::Deadline(
+                "no time left before the deadline margin; not started".into(),
+            ));
         }
         let source = match layout::parse(&object.key) {
             Ok(source) => source,
@@ -272,8 +280,8 @@ impl Ingest {
         };
         match tokio::time::timeout_at(stop_at, work).await {
             Err(_) => Err(Error::Deadline(format!(
-                "conversion of {} stopped {:?} before the deadline; nothing was announced",
-                object.key, self.settings.deadline_margin
+                "conversion of {} stopped at the deadline margin; nothing was announced",
+                object.key
             ))),
             Ok(Err(error)) => Err(error),
             Ok(Ok(None)) => Ok(skipped(

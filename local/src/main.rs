@@ -4,6 +4,7 @@
 //! exit codes: 0 success, 1 operational error, 2 the input was rejected.
 
 mod convert;
+mod snowflake;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,11 @@ struct Cli {
 enum Command {
     /// Convert one CSV to silver Parquet; prints the manifest as JSON.
     Convert(convert::ConvertArgs),
+    /// Snowflake operator commands (same client and configuration as the Lambdas).
+    #[command(subcommand)]
+    Snowflake(snowflake::SnowflakeCommand),
+    /// Hand one manifest's files to Snowpipe, as the notifier does (re-drive a load).
+    Load(snowflake::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Convert(args) => convert::run(args).await,
+            Command::Snowflake(command) => snowflake::run(command).await,
+            Command::Load(args) => snowflake::load(args).await,
         }
     });
     match outcome {

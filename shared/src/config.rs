@@ -10,6 +10,7 @@ use crate::{
     convert::ConvertSettings,
     error::{Error, Result},
     ingest::IngestSettings,
+    notify::PipeMap,
 };
 
 /// Share of a Lambda's memory the converter budgets for its own buffers; the rest is the
@@ -98,5 +99,29 @@ pub fn csv_to_parquet() -> Result<CsvToParquetConfig> {
         silver,
         load_queue_url: required("SNOWCAST_LOAD_QUEUE_URL")?,
         ingest,
+    })
+}
+
+/// The snowpipe-notifier's configuration.
+#[derive(Debug, Clone)]
+pub struct SnowpipeNotifierConfig {
+    /// `SNOWCAST_SNOWFLAKE_SECRET`: ARN or name of the Secrets Manager secret.
+    pub secret_id: String,
+    /// `SNOWCAST_PIPES` (`dataset=DB.SCHEMA.PIPE,...`) and `SNOWCAST_PIPE_SCOPE`
+    /// (`DB.SCHEMA` of `<DATASET>_PIPE` for datasets not listed).
+    pub pipes: PipeMap,
+    /// `SNOWCAST_SNOWFLAKE_BASE_URL`: overrides the account URL (private link, tests).
+    pub base_url: Option<String>,
+}
+
+/// Reads [`SnowpipeNotifierConfig`].
+pub fn snowpipe_notifier() -> Result<SnowpipeNotifierConfig> {
+    Ok(SnowpipeNotifierConfig {
+        secret_id: required("SNOWCAST_SNOWFLAKE_SECRET")?,
+        pipes: PipeMap::parse(
+            &var("SNOWCAST_PIPES").unwrap_or_default(),
+            var("SNOWCAST_PIPE_SCOPE"),
+        )?,
+        base_url: var("SNOWCAST_SNOWFLAKE_BASE_URL"),
     })
 }

@@ -61,6 +61,18 @@ pub enum Error {
     #[error("deadline: {0}")]
     Deadline(String),
 
+    /// Snowflake credentials are missing, unreadable or unusable (never includes secrets).
+    #[error("credentials: {0}")]
+    Credentials(String),
+
+    /// Snowflake answered with an error (`status` 0: no answer, a connection fault).
+    #[error("snowflake (HTTP {status}{}): {message}", code.as_deref().map(|c| format!(", code {c}")).unwrap_or_default())]
+    Snowflake {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+
     /// The Parquet or Arrow encoder failed; this is a bug or resource exhaustion, not bad input.
     #[error("parquet encoding: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -87,6 +99,8 @@ impl Error {
             Error::Queue { .. } => "Queue",
             Error::Event(_) => "Event",
             Error::Deadline(_) => "Deadline",
+            Error::Credentials(_) => "Credentials",
+            Error::Snowflake { .. } => "Snowflake",
             Error::Parquet(_) => "Parquet",
             Error::Arrow(_) => "Arrow",
             Error::Json(_) => "Json",
@@ -113,6 +127,17 @@ impl Error {
         Error::Contract {
             dataset: dataset.to_string(),
             message: message.into(),
+        }
+    }
+}
+
+/// Lambda reports a failed invocation with the error's kind as `errorType`.
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.kind().to_string(),
+            error_message: error.to_string(),
         }
     }
 }

@@ -18,7 +18,9 @@ pub mod lambda;
 pub mod manifest;
 pub mod metrics;
 pub mod naming;
+pub mod notify;
 pub mod queue;
+pub mod snowflake;
 pub mod storage;
 pub mod telemetry;
 

@@ -190,6 +190,13 @@ async fn convert(text: &str, contract: Contract) -> Converted {
     .await
 }
 
+/// Converts generated sales rows with no bad row tolerated.
+async fn convert_all_or_nothing(rows: &[String], settings: ConvertSettings) -> Converted {
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let bytes = sales_rows(&refs).into_bytes();
+    convert_with(bytes, "sales", Some(sales_with_limit(0.0)), settings).await
+}
+
 fn sales_rows(rows: &[&str]) -> String {
     let mut text = format!("{SALES_HEADER}\n");
     for row in rows {
@@ -647,18 +654,11 @@ async fn spilled_partitions_keep_every_row_in_order() {
             )
         })
         .collect();
-    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
     let settings = ConvertSettings {
         batch_rows: 512,
         ..ConvertSettings::default().with_memory_budget(1 << 20)
     };
-    let out = convert_with(
-        sales_rows(&refs).into_bytes(),
-        "sales",
-        Some(sales_with_limit(0.0)),
-        settings,
-    )
-    .await;
+    let out = convert_all_or_nothing(&rows, settings).await;
     assert!(out.manifest.spilled_bytes > 0, "the budget forced a spill");
     assert_eq!(out.manifest.rows_written, 20_000);
     assert_eq!(out.manifest.partitions.len(), 28);
@@ -678,18 +678,11 @@ async fn large_outputs_roll_over_into_bounded_files() {
     let rows: Vec<String> = (0..30_000)
         .map(|i| format!("S{i},L{i},2024-01-01,{i},{i}.25,1,true,c{i},web,some free text {i}"))
         .collect();
-    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
     let settings = ConvertSettings {
         batch_rows: 1000,
         ..ConvertSettings::default().with_target_file_bytes(64 * 1024)
     };
-    let out = convert_with(
-        sales_rows(&refs).into_bytes(),
-        "sales",
-        Some(sales_with_limit(0.0)),
-        settings,
-    )
-    .await;
+    let out = convert_all_or_nothing(&rows, settings).await;
     assert!(
         out.manifest.files.len() > 3,
         "{} files",

@@ -4,6 +4,8 @@
 
 #[path = "../../tests/support/moto.rs"]
 mod moto;
+#[path = "../../tests/support/python.rs"]
+mod python;
 
 use std::{collections::BTreeMap, io::Write, sync::Arc, time::Duration};
 

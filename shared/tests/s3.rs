@@ -3,6 +3,8 @@
 
 #[path = "../../tests/support/moto.rs"]
 mod moto;
+#[path = "../../tests/support/python.rs"]
+mod python;
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -11,7 +13,7 @@ use snowcast::{
         self,
         s3::{MIN_PART_BYTES, S3Sink, S3Source, S3Uri},
     },
-    storage::{ObjectSink, ObjectSource, Opened},
+    storage::{ObjectSink, ObjectSource, ObjectUpload, Opened},
 };
 use tokio::io::AsyncReadExt;
 
@@ -19,6 +21,35 @@ async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = moto::unique("objects");
     s3.create_bucket().bucket(&name).send().await.unwrap();
     name
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
+    let body = ByteStream::from_static(body);
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A sink on `bucket`/`prefix` with the smallest parts S3 allows.
+fn sink(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> S3Sink {
+    let root = S3Uri {
+        bucket: bucket.to_string(),
+        key: prefix.to_string(),
+    };
+    S3Sink::new(s3.clone(), root).with_part_bytes(MIN_PART_BYTES)
+}
+
+/// Starts `key` and writes `count` chunks to it.
+async fn upload_chunks(sink: &S3Sink, key: &str, count: usize) -> Box<dyn ObjectUpload> {
+    let mut upload = sink.create(key).await.unwrap();
+    for chunk in chunks(count) {
+        upload.write(chunk).await.unwrap();
+    }
+    upload
 }
 
 /// 1 MiB chunks of a byte pattern that differs per chunk.
@@ -32,18 +63,8 @@ fn chunks(count: usize) -> Vec<Bytes> {
 async fn large_objects_upload_in_parts_and_appear_only_on_commit() {
     let s3 = aws::s3_client(&moto::sdk_config());
     let name = bucket(&s3).await;
-    let sink = S3Sink::new(
-        s3.clone(),
-        S3Uri {
-            bucket: name.clone(),
-            key: "lake".into(),
-        },
-    )
-    .with_part_bytes(MIN_PART_BYTES);
-    let mut upload = sink.create("a/big.parquet").await.unwrap();
-    for chunk in chunks(12) {
-        upload.write(chunk).await.unwrap();
-    }
+    let sink = sink(&s3, &name, "lake");
+    let upload = upload_chunks(&sink, "a/big.parquet", 12).await;
     assert!(
         sink.get("a/big.parquet").await.unwrap().is_none(),
         "invisible before commit"
@@ -81,18 +102,8 @@ async fn large_objects_upload_in_parts_and_appear_only_on_commit() {
 async fn aborted_uploads_leave_nothing_behind() {
     let s3 = aws::s3_client(&moto::sdk_config());
     let name = bucket(&s3).await;
-    let sink = S3Sink::new(
-        s3.clone(),
-        S3Uri {
-            bucket: name.clone(),
-            key: String::new(),
-        },
-    )
-    .with_part_bytes(MIN_PART_BYTES);
-    let mut upload = sink.create("x.parquet").await.unwrap();
-    for chunk in chunks(6) {
-        upload.write(chunk).await.unwrap();
-    }
+    let sink = sink(&s3, &name, "");
+    let upload = upload_chunks(&sink, "x.parquet", 6).await;
     let pending = s3
         .list_multipart_uploads()
         .bucket(&name)
@@ -127,13 +138,7 @@ async fn sources_open_only_the_announced_version() {
         Opened::Missing
     ));
 
-    s3.put_object()
-        .bucket(&name)
-        .key("t/d/a.csv")
-        .body(ByteStream::from_static(b"a,b\n1,2\n"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, &name, "t/d/a.csv", b"a,b\n1,2\n").await;
     let meta = source.head(&name, "t/d/a.csv").await.unwrap().unwrap();
     assert_eq!(meta.size, 8);
     assert!(meta.last_modified.is_some());
@@ -150,13 +155,7 @@ async fn sources_open_only_the_announced_version() {
     assert_eq!(text, "a,b\n1,2\n");
 
     // Replaced since the event: the old ETag no longer opens anything.
-    s3.put_object()
-        .bucket(&name)
-        .key("t/d/a.csv")
-        .body(ByteStream::from_static(b"a,b\n3,4\n"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, &name, "t/d/a.csv", b"a,b\n3,4\n").await;
     assert!(matches!(
         source
             .open(&name, "t/d/a.csv", Some(&meta.etag))

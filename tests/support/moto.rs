@@ -1,66 +1,19 @@
 //! A moto AWS emulator on 127.0.0.1 for integration tests, started once per test binary.
-//!
-//! `tests/python/moto_server.py` runs it and serves until its stdin closes; this process
-//! holds that pipe for its lifetime, so the server ends with the tests however they end.
-//! Include with `#[path = "../../tests/support/moto.rs"] mod moto;`.
+//! Include with `#[path = "../../tests/support/moto.rs"] mod moto;` beside `python.rs`.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, ChildStdin, Command, Stdio},
-    sync::{Mutex, OnceLock},
-};
+use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 
-struct Server {
-    url: String,
-    // Kept open (and the child kept) until the process exits.
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
-}
-
-static SERVER: OnceLock<Server> = OnceLock::new();
-
-/// Python with moto installed: `SNOWCAST_TEST_PYTHON` (set by scripts/test), else the
-/// repository's `.venv`.
-fn python() -> String {
-    std::env::var("SNOWCAST_TEST_PYTHON")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_string())
-}
+use crate::python;
 
 /// The emulator's endpoint URL, starting it on first use.
 pub fn endpoint() -> &'static str {
-    &SERVER
-        .get_or_init(|| {
-            let script = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/python/moto_server.py"
-            );
-            let mut child = Command::new(python())
-                .arg(script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("moto_server starts (run scripts/setup to install moto)");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("piped stdout"))
-                .read_line(&mut line)
-                .expect("moto_server prints its URL");
-            assert!(
-                line.starts_with("http://127.0.0.1:"),
-                "moto_server said {line:?}"
-            );
-            Server {
-                url: line.trim().to_string(),
-                _stdin: Mutex::new(child.stdin.take().expect("piped stdin")),
-                _child: Mutex::new(child),
-            }
-        })
-        .url
+    static SERVER: OnceLock<python::Server> = OnceLock::new();
+    &SERVER.get_or_init(|| python::start("moto_server.py")).url
 }
 
 /// SDK configuration pointing at the emulator with static test credentials.

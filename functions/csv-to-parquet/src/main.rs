@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use snowcast::{
     aws::{self, s3::S3Sink, s3::S3Source, sqs::SqsManifestQueue},
     config,
@@ -30,13 +30,7 @@ async fn main() -> Result<(), Error> {
         let ingest = Arc::clone(&ingest);
         async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline);
-            ingest
-                .handle(event.payload, deadline)
-                .await
-                .map_err(|error| Diagnostic {
-                    error_type: error.kind().to_string(),
-                    error_message: error.to_string(),
-                })
+            ingest.handle(event.payload, deadline).await
         }
     }))
     .await

@@ -27,6 +27,29 @@ pub fn children_peak_rss() -> u64 {
     usage.ru_maxrss as u64 * 1024
 }
 
+/// Asserts that the largest child stayed within `budget_mb` plus a fixed allowance for the
+/// binary, runtime and allocator, and below the size of its input (it streamed).
+pub fn assert_peak_rss_within(budget_mb: u64, input_bytes: u64) {
+    let peak = children_peak_rss();
+    let allowed = (budget_mb + 40) << 20;
+    assert!(
+        peak < allowed,
+        "peak RSS {} MiB for a {} MiB input exceeds {} MiB",
+        peak >> 20,
+        input_bytes >> 20,
+        allowed >> 20
+    );
+    assert!(
+        input_bytes > peak,
+        "the input ({input_bytes} B) is larger than the peak RSS"
+    );
+    eprintln!(
+        "peak RSS {} MiB for a {} MiB input",
+        peak >> 20,
+        input_bytes >> 20
+    );
+}
+
 /// Writes a sales CSV of `rows` rows cycling through 730 days: the worst order for
 /// partitioning, as every batch touches every partition.
 pub fn write_daily_sales(path: &Path, rows: u32) {

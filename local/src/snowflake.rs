@@ -1,0 +1,147 @@
+//! Operator commands over the Lambdas' Snowflake client and configuration:
+//! `snowcast snowflake jwt` and `snowcast load MANIFEST`.
+
+use std::{path::Path, process::ExitCode, sync::Arc};
+
+use clap::{Args, Subcommand};
+use snowcast::{
+    Error, Result,
+    aws::{self, s3::S3Uri},
+    manifest::Manifest,
+    notify::{Notifier, PipeMap, SnowpipeLoader},
+    snowflake::{
+        self,
+        credentials::{CredentialStore, FileSecret, SecretSource, SecretsManagerSecret},
+        snowpipe::SnowpipeClient,
+    },
+};
+
+/// Where the credentials are and which endpoints to use.
+#[derive(Args)]
+pub struct Connection {
+    /// Credentials: a local JSON file, or a Secrets Manager secret (ARN or name).
+    #[arg(long, env = "SNOWCAST_SNOWFLAKE_SECRET")]
+    secret: String,
+    /// Sends Snowflake requests here instead of the account URL (a proxy, a test server).
+    #[arg(long, env = "SNOWCAST_SNOWFLAKE_BASE_URL")]
+    base_url: Option<String>,
+    /// AWS endpoint for Secrets Manager and S3 (an emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+}
+
+impl Connection {
+    async fn credentials(&self) -> Arc<CredentialStore> {
+        let source: Arc<dyn SecretSource> = if Path::new(&self.secret).is_file() {
+            Arc::new(FileSecret(self.secret.clone().into()))
+        } else {
+            let config = aws::load_config(self.endpoint_url.as_deref()).await;
+            Arc::new(SecretsManagerSecret::new(
+                aws::secrets_client(&config),
+                &self.secret,
+            ))
+        };
+        Arc::new(CredentialStore::new(source))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SnowflakeCommand {
+    /// Prints a key-pair JWT (for curl checks against the account).
+    Jwt {
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
+    match command {
+        SnowflakeCommand::Jwt { connection } => {
+            let signer = connection.credentials().await.signer().await?;
+            println!("{}", signer.token()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `snowcast load MANIFEST`: what the notifier does for one manifest.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Manifest to load: a local path or s3://bucket/key.
+    manifest: String,
+    #[command(flatten)]
+    connection: Connection,
+    /// Pipes of datasets not named `<DATASET>_PIPE` (`dataset=DB.SCHEMA.PIPE,...`).
+    #[arg(long, env = "SNOWCAST_PIPES", default_value = "")]
+    pipes: String,
+    /// `DB.SCHEMA` of the `<DATASET>_PIPE` pipes (default: the credentials' database and
+    /// schema).
+    #[arg(long, env = "SNOWCAST_PIPE_SCOPE")]
+    pipe_scope: Option<String>,
+}
+
+pub async fn load(args: LoadArgs) -> Result<ExitCode> {
+    let manifest = read_manifest(&args.manifest, args.connection.endpoint_url.as_deref()).await?;
+    let credentials = args.connection.credentials().await;
+    let scope = match args.pipe_scope {
+        Some(scope) => scope,
+        None => {
+            let signer = credentials.signer().await?;
+            let c = signer.credentials();
+            format!("{}.{}", c.database, c.schema)
+        }
+    };
+    let pipes = PipeMap::parse(&args.pipes, Some(scope))?;
+    let client = SnowpipeClient::new(
+        snowflake::http_client()?,
+        credentials,
+        args.connection.base_url.clone(),
+    );
+    let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(client, pipes)));
+    let report = notifier.load(vec![(args.manifest.clone(), manifest)]).await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "files": report.files,
+            "calls": report.calls,
+            "retries": report.retries,
+            "failed": report.failed,
+        })
+    );
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn read_manifest(location: &str, endpoint_url: Option<&str>) -> Result<Manifest> {
+    let bytes = match S3Uri::parse(location).transpose()? {
+        Some(uri) => {
+            let s3 = aws::s3_client(&aws::load_config(endpoint_url).await);
+            let object = s3
+                .get_object()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .send()
+                .await
+                .map_err(|e| Error::ObjectStore {
+                    operation: "get",
+                    key: location.to_string(),
+                    message: aws::describe(&e),
+                })?;
+            let body = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::ObjectStore {
+                    operation: "get",
+                    key: location.to_string(),
+                    message: e.to_string(),
+                })?;
+            body.into_bytes().to_vec()
+        }
+        None => std::fs::read(location).map_err(|e| Error::io(format!("reading {location}"), e))?,
+    };
+    Ok(serde_json::from_slice(&bytes)?)
+}

@@ -1,0 +1,141 @@
+//! `snowcast snowflake jwt` and `snowcast load MANIFEST` against a recording stand-in for
+//! Snowflake on 127.0.0.1.
+
+#[path = "../../tests/support/python.rs"]
+mod python;
+#[path = "../../tests/support/snowflake.rs"]
+mod snowflake_support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use snowflake_support::{credentials_json, keys, secret_file};
+
+fn snowcast(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_snowcast"))
+        .args(args)
+        .env_remove("SNOWCAST_SNOWFLAKE_SECRET")
+        .env_remove("SNOWCAST_PIPE_SCOPE")
+        .env_remove("SNOWCAST_PIPES")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn jwt_prints_a_token_the_public_key_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(
+        dir.path(),
+        &credentials_json("xy12345.us-east-2.aws", "key.pem", None),
+    );
+    let output = snowcast(&["snowflake", "jwt", "--secret", secret.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let verified = Command::new(python::python())
+        .args([
+            &python::script("snowpipe_sdk.py"),
+            "verify",
+            keys().join("public.pem").to_str().unwrap(),
+            token.trim(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(claims["sub"], "XY12345.LOADER_SVC");
+}
+
+#[test]
+fn load_hands_a_manifests_files_to_the_datasets_pipe() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    // The notifier's sample event carries a real manifest.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/snowpipe-notifier/sqs-manifest.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(&manifest, event["Records"][0]["body"].as_str().unwrap()).unwrap();
+
+    let output = snowcast(&[
+        "load",
+        manifest.to_str().unwrap(),
+        "--secret",
+        secret.to_str().unwrap(),
+        "--base-url",
+        &stand_in.url,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (report["files"].as_u64(), report["calls"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    let requests: Vec<Value> = stand_in_get(&format!("{}/_requests", stand_in.url));
+    assert_eq!(requests.len(), 1);
+    // The pipe comes from the credentials' database and schema: RAW_DB.RAW.SALES_PIPE.
+    assert_eq!(
+        requests[0]["path"],
+        "/v1/data/pipes/RAW_DB.RAW.SALES_PIPE/insertFiles"
+    );
+    let body: Value = serde_json::from_str(requests[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["files"][0]["path"],
+        "sales/tenant_id=acme/date=2024-03-01/sales-5458d24128236dd1-0.parquet"
+    );
+
+    // A pipe that does not exist: exit 1, the manifest named as failed.
+    let refused = r#"[{"status": 404, "body": {"code": "390404", "message": "Specified pipe does not exist"}}]"#;
+    stand_in_post(&format!("{}/_script", stand_in.url), refused);
+    let output = snowcast(&[
+        "load",
+        manifest.to_str().unwrap(),
+        "--secret",
+        secret.to_str().unwrap(),
+        "--base-url",
+        &stand_in.url,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["failed"][0], manifest.to_str().unwrap());
+}
+
+/// Blocking HTTP for the stand-in's control endpoints, through Python's urllib.
+fn stand_in_get(url: &str) -> Vec<Value> {
+    let output = Command::new(python::python())
+        .args(["-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())", url])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn stand_in_post(url: &str, body: &str) {
+    let status = Command::new(python::python())
+        .args([
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()",
+            url,
+            body,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

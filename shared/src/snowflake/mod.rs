@@ -1,0 +1,63 @@
+//! Snowflake: credentials, key-pair JWTs, the Snowpipe REST client.
+//!
+//! Every call the system makes to Snowflake goes through these types, with one set of
+//! headers (`Authorization: Bearer <jwt>`, `X-Snowflake-Authorization-Token-Type:
+//! KEYPAIR_JWT`, a `snowcast` User-Agent) and one retry policy.
+
+pub mod credentials;
+pub mod jwt;
+pub mod retry;
+pub mod snowpipe;
+
+use crate::error::Error;
+
+/// Time limit of one Snowflake HTTP request (retries have their own budget).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The HTTP client every Snowflake call shares (built once per process).
+pub fn http_client() -> crate::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| Error::invalid("HTTP client", describe_transport(e)))
+}
+
+/// User-Agent of every Snowflake request.
+pub const USER_AGENT: &str = concat!("snowcast/", env!("CARGO_PKG_VERSION"));
+
+/// Snowflake's error body (`{"code", "message", "sqlState"}`, or Snowpipe's `{"code",
+/// "message", "success": false}`) as an error.
+pub(crate) fn error_from_body(status: u16, body: &str) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        code: Option<serde_json::Value>,
+        message: Option<String>,
+    }
+    let parsed: Option<Body> = serde_json::from_str(body).ok();
+    let (code, message) = match parsed {
+        Some(Body { code, message }) => (
+            code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
+            message.unwrap_or_default(),
+        ),
+        None => (None, body.chars().take(300).collect()),
+    };
+    Error::Snowflake {
+        status,
+        code,
+        message,
+    }
+}
+
+/// A transport error with its causes (DNS, TLS, connection reset), without the URL's query.
+pub(crate) fn describe_transport(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,226 @@
+//! Snowpipe REST: `insertFiles` to hand staged files to a pipe, `insertReport` to see what
+//! was loaded. Same JWT, headers and retry policy as every Snowflake call.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{credentials::CredentialStore, retry::RetryPolicy};
+use crate::error::{Error, Result};
+
+/// Files per `insertFiles` request (Snowpipe's limit).
+pub const MAX_FILES_PER_REQUEST: usize = 5000;
+
+/// A file on the pipe's stage, by its path relative to the stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    pub path: String,
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct InsertRequest<'a> {
+    files: &'a [StagedFile],
+}
+
+/// Snowpipe's answer to `insertFiles`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsertResponse {
+    pub request_id: Option<String>,
+    pub response_code: String,
+}
+
+/// One file in an `insertReport`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileReport {
+    pub path: String,
+    /// `LOADED`, `LOAD_FAILED`, `PARTIALLY_LOADED`, ...
+    pub status: String,
+    #[serde(default)]
+    pub rows_inserted: Option<u64>,
+    #[serde(default)]
+    pub rows_parsed: Option<u64>,
+    #[serde(default)]
+    pub errors_seen: Option<u64>,
+    #[serde(default)]
+    pub first_error: Option<String>,
+    #[serde(default)]
+    pub complete: Option<bool>,
+}
+
+/// Snowpipe's answer to `insertReport`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsertReport {
+    pub pipe: Option<String>,
+    #[serde(default)]
+    pub complete_result: Option<bool>,
+    pub next_begin_mark: Option<String>,
+    #[serde(default)]
+    pub files: Vec<FileReport>,
+}
+
+/// What handing a list of files to a pipe took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertSummary {
+    pub files: usize,
+    pub calls: usize,
+    pub retries: usize,
+}
+
+/// A Snowpipe REST client for one account.
+pub struct SnowpipeClient {
+    http: reqwest::Client,
+    credentials: Arc<CredentialStore>,
+    base_url: Option<String>,
+    retry: RetryPolicy,
+}
+
+impl SnowpipeClient {
+    /// `base_url` overrides the account URL (tests, proxies).
+    pub fn new(
+        http: reqwest::Client,
+        credentials: Arc<CredentialStore>,
+        base_url: Option<String>,
+    ) -> Self {
+        SnowpipeClient {
+            http,
+            credentials,
+            base_url,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Hands `files` to `pipe` (fully qualified), in requests of at most
+    /// [`MAX_FILES_PER_REQUEST`]. Stops at the first request that fails after retries;
+    /// `Err` means some files may have been accepted (Snowpipe skips them when resent).
+    pub async fn insert_files(&self, pipe: &str, files: &[StagedFile]) -> Result<InsertSummary> {
+        let mut summary = InsertSummary::default();
+        for chunk in files.chunks(MAX_FILES_PER_REQUEST) {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let path = format!("/v1/data/pipes/{pipe}/insertFiles");
+            let body = serde_json::to_vec(&InsertRequest { files: chunk })?;
+            let (response, retries): (InsertResponse, usize) = self
+                .call(
+                    reqwest::Method::POST,
+                    &path,
+                    &[("requestId", &request_id)],
+                    Some(body),
+                )
+                .await?;
+            summary.calls += 1;
+            summary.retries += retries;
+            if response.response_code != "SUCCESS" {
+                return Err(Error::Snowflake {
+                    status: 200,
+                    code: Some(response.response_code),
+                    message: format!("insertFiles on {pipe} was not accepted"),
+                });
+            }
+            summary.files += chunk.len();
+        }
+        Ok(summary)
+    }
+
+    /// Recent load results of `pipe`, from `begin_mark` (the previous report's
+    /// `next_begin_mark`) on.
+    pub async fn insert_report(
+        &self,
+        pipe: &str,
+        begin_mark: Option<&str>,
+    ) -> Result<InsertReport> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let path = format!("/v1/data/pipes/{pipe}/insertReport");
+        let mut query = vec![("requestId", request_id.as_str())];
+        if let Some(mark) = begin_mark {
+            query.push(("beginMark", mark));
+        }
+        let (report, _) = self.call(reqwest::Method::GET, &path, &query, None).await?;
+        Ok(report)
+    }
+
+    /// One request with the retry policy: throttling and unavailability back off and retry
+    /// (the same request id), a 401 re-reads the credentials once.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(T, usize)> {
+        let started = Instant::now();
+        let mut signer = self.credentials.signer().await?;
+        let mut refreshed = false;
+        let mut retries = 0usize;
+        loop {
+            let base = self
+                .base_url
+                .clone()
+                .unwrap_or_else(|| signer.credentials().account_url());
+            let mut request = self
+                .http
+                .request(
+                    method.clone(),
+                    format!("{}{path}", base.trim_end_matches('/')),
+                )
+                .query(query)
+                .bearer_auth(signer.token()?)
+                .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::USER_AGENT, super::USER_AGENT);
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let outcome = request.send().await;
+            let retryable = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    let parsed = response.json::<T>().await.map_err(|e| Error::Snowflake {
+                        status: 200,
+                        code: None,
+                        message: format!("unreadable answer from {path}: {e}"),
+                    })?;
+                    return Ok((parsed, retries));
+                }
+                Ok(response)
+                    if response.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
+                {
+                    refreshed = true;
+                    signer = self.credentials.refresh().await?;
+                    continue;
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let error =
+                        super::error_from_body(status, &response.text().await.unwrap_or_default());
+                    if !matches!(status, 429 | 503 | 504) {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(e) => Error::Snowflake {
+                    status: 0,
+                    code: None,
+                    message: format!("{path}: {}", super::describe_transport(e)),
+                },
+            };
+            retries += 1;
+            match self.retry.next_delay(retries as u32, started) {
+                Some(delay) => {
+                    tracing::warn!(error = %retryable, retry = retries, ?delay, "Snowflake call retried");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(retryable),
+            }
+        }
+    }
+}

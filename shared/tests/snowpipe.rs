@@ -1,0 +1,413 @@
+//! The Snowpipe client and the notifier against a recording stand-in for Snowflake on
+//! 127.0.0.1, side by side with the official `snowflake-ingest` Python SDK on the same key,
+//! account and files; and under faults (429 storms, 401 after rotation, 503 past budget).
+
+#[path = "../../tests/support/python.rs"]
+mod python;
+#[path = "../../tests/support/snowflake.rs"]
+mod snowflake_support;
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use snowcast::{
+    Error,
+    notify::{Notifier, PipeMap, SnowpipeLoader},
+    snowflake::{
+        credentials::{CredentialStore, Credentials, FileSecret, SecretSource},
+        retry::RetryPolicy,
+        snowpipe::{SnowpipeClient, StagedFile},
+    },
+};
+use snowflake_support::{credentials_json, keys, secret_file};
+
+const PIPE: &str = "RAW_DB.RAW.SALES_PIPE";
+
+/// A secret source that counts its reads.
+struct CountingSecret {
+    inner: FileSecret,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl SecretSource for CountingSecret {
+    async fn read(&self) -> snowcast::Result<Credentials> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read().await
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+fn client(url: &str, secret: Arc<dyn SecretSource>) -> SnowpipeClient {
+    SnowpipeClient::new(
+        reqwest::Client::new(),
+        Arc::new(CredentialStore::new(secret)),
+        Some(url.to_string()),
+    )
+}
+
+async fn script(url: &str, answers: Value) {
+    reqwest::Client::new()
+        .post(format!("{url}/_script"))
+        .body(answers.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn recorded(url: &str) -> Vec<Value> {
+    let response = reqwest::get(format!("{url}/_requests")).await.unwrap();
+    response.json().await.unwrap()
+}
+
+fn claims(authorization: &str) -> Value {
+    let token = authorization.strip_prefix("Bearer ").unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn files(count: usize) -> Vec<StagedFile> {
+    (0..count)
+        .map(|i| StagedFile {
+            path: format!("sales/tenant_id=acme/date=2024-03-01/f-{i}.parquet"),
+            size: Some(1000 + i as u64),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn insert_files_matches_the_official_sdk_for_every_account_form() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    // `.global` accounts are left out: the SDK upper-cases the account before its
+    // `== "global"` test, so it never applies the rule (snowcast does; see `jwt_account`).
+    for account in ["xy12345", "xy12345.us-east-2.aws", "myorg-myaccount"] {
+        let credentials = credentials_json(account, "key.pem", None);
+        let files = files(3);
+        let args = json!({
+            "base_url": stand_in.url, "account": account, "user": "loader_svc", "pipe": PIPE,
+            "private_key": credentials["private_key"], "files": files,
+        });
+        let args_path = dir.path().join("args.json");
+        std::fs::write(&args_path, args.to_string()).unwrap();
+        let sdk = Command::new(python::python())
+            .args([
+                &python::script("snowpipe_sdk.py"),
+                "ingest",
+                args_path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            sdk.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sdk.stderr)
+        );
+
+        let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
+        let summary = client(&stand_in.url, secret)
+            .insert_files(PIPE, &files)
+            .await
+            .unwrap();
+        assert_eq!((summary.files, summary.calls, summary.retries), (3, 1, 0));
+
+        let requests = recorded(&stand_in.url).await;
+        let [theirs, ours] = &requests[..] else {
+            panic!("two requests, got {requests:#?}");
+        };
+        assert_eq!(ours["method"], theirs["method"], "{account}");
+        assert_eq!(ours["path"], format!("/v1/data/pipes/{PIPE}/insertFiles"));
+        assert_eq!(ours["path"], theirs["path"], "{account}");
+        let query_keys = |r: &Value| {
+            r["query"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            query_keys(ours),
+            query_keys(theirs),
+            "{account}: query shape"
+        );
+        assert!(uuid::Uuid::parse_str(ours["query"]["requestId"].as_str().unwrap()).is_ok());
+        let body = |r: &Value| serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body(ours), body(theirs), "{account}: body");
+        assert_eq!(ours["headers"]["content-type"], "application/json");
+
+        let (ours_claims, theirs_claims) = (
+            claims(ours["headers"]["authorization"].as_str().unwrap()),
+            claims(theirs["headers"]["authorization"].as_str().unwrap()),
+        );
+        assert_eq!(ours_claims["iss"], theirs_claims["iss"], "{account}: iss");
+        assert_eq!(ours_claims["sub"], theirs_claims["sub"], "{account}: sub");
+        let lifetime = |c: &Value| c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap();
+        assert_eq!(lifetime(&ours_claims), lifetime(&theirs_claims));
+        assert_eq!(lifetime(&ours_claims), 59 * 60);
+
+        // The signature verifies with the public key (PyJWT, RS256).
+        let token = ours["headers"]["authorization"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Bearer ");
+        let verified = Command::new(python::python())
+            .args([
+                &python::script("snowpipe_sdk.py"),
+                "verify",
+                keys().join("public.pem").to_str().unwrap(),
+                token,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn encrypted_keys_give_the_same_identity() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let mut issuers = Vec::new();
+    for (key, passphrase) in [("key.pem", None), ("key-encrypted.pem", Some("s3cret"))] {
+        let credentials = credentials_json("xy12345.us-east-2.aws", key, passphrase);
+        let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
+        client(&stand_in.url, secret)
+            .insert_files(PIPE, &files(1))
+            .await
+            .unwrap();
+        let requests = recorded(&stand_in.url).await;
+        issuers
+            .push(claims(requests[0]["headers"]["authorization"].as_str().unwrap())["iss"].clone());
+    }
+    assert_eq!(issuers[0], issuers[1]);
+    assert!(
+        issuers[0]
+            .as_str()
+            .unwrap()
+            .starts_with("XY12345.LOADER_SVC.SHA256:")
+    );
+
+    let wrong = credentials_json("xy12345", "key-encrypted.pem", Some("nope"));
+    let secret = Arc::new(FileSecret(secret_file(dir.path(), &wrong)));
+    let error = client(&stand_in.url, secret)
+        .insert_files(PIPE, &files(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Credentials(_)), "{error}");
+    assert!(
+        !error.to_string().contains("nope"),
+        "the passphrase never appears in errors"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_the_same_request_id() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Arc::new(FileSecret(secret_file(
+        dir.path(),
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let busy = json!({"status": 429, "body": {"code": "429", "message": "too many requests"}});
+    script(&stand_in.url, json!([busy, busy])).await;
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
+    let summary = client(&stand_in.url, secret)
+        .with_retry(policy)
+        .insert_files(PIPE, &files(2))
+        .await
+        .unwrap();
+    assert_eq!((summary.calls, summary.retries), (1, 2));
+    let requests = recorded(&stand_in.url).await;
+    assert_eq!(requests.len(), 3);
+    let ids: Vec<&Value> = requests.iter().map(|r| &r["query"]["requestId"]).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one request id for all attempts: {ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_rereads_the_secret_once() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    let secret = Arc::new(CountingSecret {
+        inner: FileSecret(path),
+        reads: AtomicUsize::new(0),
+    });
+    let expired =
+        json!({"status": 401, "body": {"code": "390318", "message": "JWT token is invalid"}});
+    script(&stand_in.url, json!([expired])).await;
+    let client = client(&stand_in.url, secret.clone());
+    client.insert_files(PIPE, &files(1)).await.unwrap();
+    assert_eq!(
+        secret.reads.load(Ordering::SeqCst),
+        2,
+        "read at start, re-read after the 401"
+    );
+
+    // A second 401 in a row is an error, not a loop.
+    script(&stand_in.url, json!([expired, expired])).await;
+    let error = client.insert_files(PIPE, &files(1)).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Snowflake { status: 401, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("390318"));
+}
+
+#[tokio::test]
+async fn an_unavailable_service_is_given_up_within_the_budget() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Arc::new(FileSecret(secret_file(
+        dir.path(),
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let down = json!({"status": 503, "body": "Service Unavailable"});
+    script(&stand_in.url, Value::Array(vec![down; 50])).await;
+    let policy = RetryPolicy {
+        max_attempts: 100,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        budget: Duration::from_secs(1),
+    };
+    let started = std::time::Instant::now();
+    let error = client(&stand_in.url, secret)
+        .with_retry(policy)
+        .insert_files(PIPE, &files(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Snowflake { status: 503, .. }),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn more_than_5000_files_go_in_several_requests() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Arc::new(FileSecret(secret_file(
+        dir.path(),
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let summary = client(&stand_in.url, secret)
+        .insert_files(PIPE, &files(12_001))
+        .await
+        .unwrap();
+    assert_eq!((summary.files, summary.calls), (12_001, 3));
+    let sizes: Vec<usize> = recorded(&stand_in.url)
+        .await
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["files"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes, [5000, 5000, 2001]);
+}
+
+/// A load-queue message: a manifest with `files` of `dataset`.
+fn manifest_message(id: &str, dataset: &str, files: &[&str]) -> Value {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|key| json!({"key": key, "uri": format!("s3://silver/{key}"), "partition": null, "rows": 10, "bytes": 100}))
+        .collect();
+    let manifest = json!({
+        "version": 1, "status": "accepted", "reason": null, "tenant_id": "acme",
+        "dataset": dataset, "contract": dataset,
+        "source": {"key": "s3://bronze/acme/x.csv", "fingerprint": "00", "compression": "none",
+                   "encoding": "utf-8", "delimiter": ",", "text_bytes": 1},
+        "columns": [], "missing_columns": [], "extra_columns": [],
+        "rows_read": 10 * files.len(), "rows_written": 10 * files.len(), "rows_rejected": 0,
+        "rows_invalid": 0, "files": files, "rejects": null, "partitions": [],
+        "ingested_at": "2026-11-20T09:15:02Z", "spilled_bytes": 0,
+        "timings": {"convert_ms": 1, "finalize_ms": 1, "total_ms": 2},
+    });
+    json!({"messageId": id, "body": manifest.to_string(), "eventSource": "aws:sqs"})
+}
+
+#[tokio::test]
+async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Arc::new(FileSecret(secret_file(
+        dir.path(),
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let pipes = PipeMap::parse("sales=RAW_DB.RAW.SALES_PIPE", Some("RAW_DB.RAW".into())).unwrap();
+    let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(
+        client(&stand_in.url, secret),
+        pipes,
+    )));
+    // Datasets are sent in name order: inventory first (accepted), then sales (refused).
+    let refused = json!({"status": 400, "body": {"code": "390404", "message": "Specified pipe does not exist"}});
+    script(
+        &stand_in.url,
+        json!([{"status": 200, "body": {"responseCode": "SUCCESS"}}, refused]),
+    )
+    .await;
+    let event = json!({"Records": [
+        manifest_message("m-inv", "inventory", &["inventory/tenant_id=acme/a.parquet"]),
+        manifest_message("m-sales-1", "sales", &["sales/tenant_id=acme/d=1/a.parquet"]),
+        manifest_message("m-sales-2", "sales", &["sales/tenant_id=acme/d=2/b.parquet", "sales/tenant_id=acme/d=3/c.parquet"]),
+        {"messageId": "m-junk", "body": "not a manifest", "eventSource": "aws:sqs"},
+    ]});
+    let response = notifier.handle(event).await.unwrap();
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m-junk", "m-sales-1", "m-sales-2"]);
+
+    let requests = recorded(&stand_in.url).await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "one call per dataset for the whole batch"
+    );
+    assert_eq!(
+        requests[0]["path"],
+        "/v1/data/pipes/RAW_DB.RAW.INVENTORY_PIPE/insertFiles"
+    );
+    assert_eq!(
+        requests[1]["path"],
+        "/v1/data/pipes/RAW_DB.RAW.SALES_PIPE/insertFiles"
+    );
+    let sales: Value = serde_json::from_str(requests[1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sales["files"].as_array().unwrap().len(),
+        3,
+        "both sales messages in one call"
+    );
+}

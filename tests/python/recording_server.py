@@ -1,0 +1,73 @@
+"""A recording HTTP server on 127.0.0.1 standing in for Snowflake in tests.
+
+Every request is recorded (method, path, query, headers, body). Answers come from a script
+the test posts to /_script (a list of {"status", "body"}, used in order), then a default
+Snowpipe success. GET /_requests returns and clears the record. Prints its URL, serves until
+stdin closes (the test process holds the pipe).
+"""
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+lock = threading.Lock()
+recorded = []
+script = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        url = urlsplit(self.path)
+        if url.path == "/_script":
+            with lock:
+                script.extend(json.loads(body))
+            return self.reply(200, {"ok": True})
+        if url.path == "/_requests":
+            with lock:
+                out = list(recorded)
+                recorded.clear()
+            return self.reply(200, out)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        with lock:
+            recorded.append({
+                "method": self.command,
+                "path": url.path,
+                "query": query,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body,
+            })
+            answer = script.pop(0) if script else None
+        if answer is None:
+            answer = {"status": 200, "body": {"requestId": query.get("requestId"), "responseCode": "SUCCESS"}}
+        self.reply(answer["status"], answer["body"])
+
+    do_GET = do_POST = handle_any
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+//! Snowflake test fixtures: RSA keys made by the SDK's own crypto library, credentials
+//! files. Include with `#[path = "../../tests/support/snowflake.rs"] mod snowflake_support;`
+//! beside `python.rs`.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use serde_json::{Value, json};
+
+use crate::python;
+
+/// Keys made once per test binary by the SDK's own crypto library.
+pub fn keys() -> &'static Path {
+    static KEYS: OnceLock<tempfile::TempDir> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(python::python())
+            .args([
+                &python::script("snowpipe_sdk.py"),
+                "keys",
+                dir.path().to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        dir
+    })
+    .path()
+}
+
+pub fn read_key(name: &str) -> String {
+    std::fs::read_to_string(keys().join(name)).unwrap()
+}
+
+pub fn credentials_json(account: &str, key: &str, passphrase: Option<&str>) -> Value {
+    json!({
+        "account": account, "user": "loader_svc", "private_key": read_key(key),
+        "private_key_passphrase": passphrase, "role": "LOADER", "warehouse": "LOAD_WH",
+        "database": "RAW_DB", "schema": "RAW",
+    })
+}
+
+/// Writes the credentials file the CLI and tests read (the same JSON as the secret).
+pub fn secret_file(dir: &Path, credentials: &Value) -> PathBuf {
+    let path = dir.join("snowflake.json");
+    std::fs::write(&path, credentials.to_string()).unwrap();
+    path
+}

@@ -411,3 +411,39 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
         "both sales messages in one call"
     );
 }
+
+#[test]
+fn the_snowflake_objects_parse_as_snowflake_sql() {
+    let infra = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/snowflake");
+    let mut files: Vec<String> = std::fs::read_dir(infra)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".sql"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 5);
+    let check = |paths: &[String]| {
+        Command::new(python::python())
+            .arg(python::script("check_sql.py"))
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    let output = check(&files);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let statements: usize = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(statements >= 20, "{statements} statements");
+
+    // The check fails on a pipe whose body is not a COPY.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.sql");
+    std::fs::write(&broken, "CREATE PIPE RAW.P AS SELECT 1;").unwrap();
+    assert!(!check(&[broken.display().to_string()]).status.success());
+}

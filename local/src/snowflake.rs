@@ -1,5 +1,5 @@
 //! Operator commands over the Lambdas' Snowflake client and configuration:
-//! `snowcast snowflake jwt` and `snowcast load MANIFEST`.
+//! `snowcast snowflake jwt`, `snowcast snowflake sql` and `snowcast load MANIFEST`.
 
 use std::{path::Path, process::ExitCode, sync::Arc};
 
@@ -13,6 +13,7 @@ use snowcast::{
         self,
         credentials::{CredentialStore, FileSecret, SecretSource, SecretsManagerSecret},
         snowpipe::SnowpipeClient,
+        sql::{Binding, SqlClient},
     },
 };
 
@@ -52,6 +53,17 @@ pub enum SnowflakeCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Runs one statement through the SQL API v2; prints every row (all partitions) as a
+    /// JSON line.
+    Sql {
+        /// The statement; `?` placeholders take the --bind values in order.
+        statement: String,
+        /// A bound value, TYPE:VALUE (TEXT:acme, FIXED:42, DATE:2024-03-01, NULL:TEXT).
+        #[arg(long = "bind", value_name = "TYPE:VALUE")]
+        bindings: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
@@ -59,6 +71,27 @@ pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
         SnowflakeCommand::Jwt { connection } => {
             let signer = connection.credentials().await.signer().await?;
             println!("{}", signer.token()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        SnowflakeCommand::Sql {
+            statement,
+            bindings,
+            connection,
+        } => {
+            let bindings = bindings
+                .iter()
+                .map(|b| Binding::parse(b))
+                .collect::<Result<Vec<_>>>()?;
+            let client = SqlClient::new(
+                snowflake::http_client()?,
+                connection.credentials().await,
+                connection.base_url.clone(),
+                "snowcast-cli",
+            );
+            let result = client.execute(&statement, &bindings).await?;
+            for row in result.rows {
+                println!("{}", serde_json::Value::Object(row));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -139,3 +139,66 @@ fn stand_in_post(url: &str, body: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn sql_prints_rows_as_json_lines_with_bound_values() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    let result = serde_json::json!([{"status": 200, "body": {
+        "statementHandle": "01bd2f4e-0000-4a1c-8000-0000000a1b2c",
+        "resultSetMetaData": {"numRows": 2, "format": "jsonv2", "partitionInfo": [{"rowCount": 2}],
+            "rowType": [{"name": "N", "type": "fixed", "scale": 0, "nullable": false},
+                        {"name": "D", "type": "date", "scale": 0, "nullable": true}]},
+        "data": [["1", "19783"], ["2", null]]}}]);
+    stand_in_post(&format!("{}/_script", stand_in.url), &result.to_string());
+    let output = snowcast(&[
+        "snowflake",
+        "sql",
+        "SELECT n, d FROM t WHERE tenant_id = ? AND n < ?",
+        "--bind",
+        "TEXT:acme",
+        "--bind",
+        "FIXED:3",
+        "--secret",
+        secret.to_str().unwrap(),
+        "--base-url",
+        &stand_in.url,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"N": 1, "D": "2024-03-01"}),
+            serde_json::json!({"N": 2, "D": null})
+        ]
+    );
+    let requests = stand_in_get(&format!("{}/_requests", stand_in.url));
+    let body: Value = serde_json::from_str(requests[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["bindings"]["1"]["value"], "acme");
+    assert_eq!(
+        body["bindings"]["2"],
+        serde_json::json!({"type": "FIXED", "value": "3"})
+    );
+
+    let bad = snowcast(&[
+        "snowflake",
+        "sql",
+        "SELECT 1",
+        "--bind",
+        "BLOB:x",
+        "--secret",
+        secret.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown type"));
+}

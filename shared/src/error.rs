@@ -66,10 +66,15 @@ pub enum Error {
     Credentials(String),
 
     /// Snowflake answered with an error (`status` 0: no answer, a connection fault).
-    #[error("snowflake (HTTP {status}{}): {message}", code.as_deref().map(|c| format!(", code {c}")).unwrap_or_default())]
+    #[error(
+        "snowflake (HTTP {status}{}{}): {message}",
+        code.as_deref().map(|c| format!(", code {c}")).unwrap_or_default(),
+        sql_state.as_deref().map(|s| format!(", SQL state {s}")).unwrap_or_default()
+    )]
     Snowflake {
         status: u16,
         code: Option<String>,
+        sql_state: Option<String>,
         message: String,
     },
 

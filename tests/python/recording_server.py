@@ -1,7 +1,8 @@
 """A recording HTTP server on 127.0.0.1 standing in for Snowflake in tests.
 
 Every request is recorded (method, path, query, headers, body). Answers come from a script
-the test posts to /_script (a list of {"status", "body"}, used in order), then a default
+the test posts to /_script: a list of {"status", "body", "match"?}, each used once, the first
+whose "match" (if any) is a substring of the request's path and query; then a default
 Snowpipe success. GET /_requests returns and clears the record. Prints its URL, serves until
 stdin closes (the test process holds the pipe).
 """
@@ -53,7 +54,9 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body,
             })
-            answer = script.pop(0) if script else None
+            target = self.path
+            index = next((i for i, a in enumerate(script) if a.get("match", "") in target), None)
+            answer = script.pop(index) if index is not None else None
         if answer is None:
             answer = {"status": 200, "body": {"requestId": query.get("requestId"), "responseCode": "SUCCESS"}}
         self.reply(answer["status"], answer["body"])

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod jwt;
 pub mod retry;
 pub mod snowpipe;
+pub mod sql;
 
 use crate::error::Error;
 
@@ -26,26 +27,33 @@ pub fn http_client() -> crate::Result<reqwest::Client> {
 /// User-Agent of every Snowflake request.
 pub const USER_AGENT: &str = concat!("snowcast/", env!("CARGO_PKG_VERSION"));
 
-/// Snowflake's error body (`{"code", "message", "sqlState"}`, or Snowpipe's `{"code",
-/// "message", "success": false}`) as an error.
+/// Snowflake's error body (SQL API `{"code", "message", "sqlState"}`, or Snowpipe's
+/// `{"code", "message", "success": false}`) as an error.
 pub(crate) fn error_from_body(status: u16, body: &str) -> Error {
     #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct Body {
         code: Option<serde_json::Value>,
         message: Option<String>,
+        sql_state: Option<String>,
     }
-    let parsed: Option<Body> = serde_json::from_str(body).ok();
-    let (code, message) = match parsed {
-        Some(Body { code, message }) => (
-            code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
-            message.unwrap_or_default(),
-        ),
-        None => (None, body.chars().take(300).collect()),
-    };
-    Error::Snowflake {
-        status,
-        code,
-        message,
+    match serde_json::from_str::<Body>(body) {
+        Ok(Body {
+            code,
+            message,
+            sql_state,
+        }) => Error::Snowflake {
+            status,
+            code: code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
+            sql_state,
+            message: message.unwrap_or_default(),
+        },
+        Err(_) => Error::Snowflake {
+            status,
+            code: None,
+            sql_state: None,
+            message: body.chars().take(300).collect(),
+        },
     }
 }
 

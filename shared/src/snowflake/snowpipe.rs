@@ -121,6 +121,7 @@ impl SnowpipeClient {
             if response.response_code != "SUCCESS" {
                 return Err(Error::Snowflake {
                     status: 200,
+                    sql_state: None,
                     code: Some(response.response_code),
                     message: format!("insertFiles on {pipe} was not accepted"),
                 });
@@ -187,6 +188,7 @@ impl SnowpipeClient {
                     let parsed = response.json::<T>().await.map_err(|e| Error::Snowflake {
                         status: 200,
                         code: None,
+                        sql_state: None,
                         message: format!("unreadable answer from {path}: {e}"),
                     })?;
                     return Ok((parsed, retries));
@@ -210,6 +212,7 @@ impl SnowpipeClient {
                 Err(e) => Error::Snowflake {
                     status: 0,
                     code: None,
+                    sql_state: None,
                     message: format!("{path}: {}", super::describe_transport(e)),
                 },
             };

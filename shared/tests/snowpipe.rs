@@ -335,6 +335,56 @@ async fn more_than_5000_files_go_in_several_requests() {
     assert_eq!(sizes, [5000, 5000, 2001]);
 }
 
+#[tokio::test]
+async fn insert_reports_give_each_files_load_status() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Arc::new(FileSecret(secret_file(
+        dir.path(),
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let report = json!({
+        "pipe": PIPE, "completeResult": true, "nextBeginMark": "1_16",
+        "files": [
+            {"path": "sales/a.parquet", "stageLocation": "s3://silver/", "fileSize": 100, "timeReceived": "2026-11-20T09:15:03.000Z",
+             "lastInsertTime": "2026-11-20T09:15:09.000Z", "rowsInserted": 10, "rowsParsed": 10, "errorsSeen": 0, "errorLimit": 1,
+             "complete": true, "status": "LOADED"},
+            {"path": "sales/b.parquet", "stageLocation": "s3://silver/", "fileSize": 100, "timeReceived": "2026-11-20T09:15:03.000Z",
+             "rowsInserted": 0, "rowsParsed": 4, "errorsSeen": 4, "errorLimit": 1, "firstError": "Numeric value 'x' is not recognized",
+             "firstErrorLineNum": 1, "complete": true, "status": "LOAD_FAILED"}
+        ]
+    });
+    script(&stand_in.url, json!([{"status": 200, "body": report}])).await;
+    let report = client(&stand_in.url, secret)
+        .insert_report(PIPE, Some("1_15"))
+        .await
+        .unwrap();
+    assert_eq!(report.next_begin_mark.as_deref(), Some("1_16"));
+    let statuses: Vec<(&str, &str)> = report
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.status.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("sales/a.parquet", "LOADED"),
+            ("sales/b.parquet", "LOAD_FAILED")
+        ]
+    );
+    assert_eq!(
+        report.files[1].first_error.as_deref(),
+        Some("Numeric value 'x' is not recognized")
+    );
+    let requests = recorded(&stand_in.url).await;
+    assert_eq!(requests[0]["method"], "GET");
+    assert_eq!(
+        requests[0]["path"],
+        format!("/v1/data/pipes/{PIPE}/insertReport")
+    );
+    assert_eq!(requests[0]["query"]["beginMark"], "1_15");
+}
+
 /// A load-queue message: a manifest with `files` of `dataset`.
 fn manifest_message(id: &str, dataset: &str, files: &[&str]) -> Value {
     let files: Vec<Value> = files

@@ -169,7 +169,10 @@ impl Signer {
 
     /// The current token: the cached one until it is [`RENEW_AFTER`] old, then a new one.
     pub fn token(&self) -> Result<String> {
-        let now = SystemTime::now();
+        self.token_at(SystemTime::now())
+    }
+
+    fn token_at(&self, now: SystemTime) -> Result<String> {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((token, issued)) = cached.as_ref()
             && now
@@ -187,6 +190,53 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn signer() -> Signer {
+        use aws_lc_rs::{encoding::AsDer, rsa::KeySize, signature::RsaKeyPair};
+        use pkcs8::der::pem::LineEnding;
+        let key = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let der = key.as_der().unwrap();
+        let pem = pkcs8::SecretDocument::try_from(der.as_ref())
+            .unwrap()
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .unwrap();
+        Signer::new(Credentials {
+            account: "xy12345.us-east-2.aws".into(),
+            user: "loader".into(),
+            private_key: pem.to_string(),
+            private_key_passphrase: None,
+            role: "R".into(),
+            warehouse: "W".into(),
+            database: "D".into(),
+            schema: "S".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_are_reused_until_renewal_and_expire_after_59_minutes() {
+        let signer = signer();
+        let start = SystemTime::now();
+        let first = signer.token_at(start).unwrap();
+        assert_eq!(
+            signer
+                .token_at(start + Duration::from_secs(53 * 60))
+                .unwrap(),
+            first
+        );
+        let renewed = signer
+            .token_at(start + Duration::from_secs(55 * 60))
+            .unwrap();
+        assert_ne!(renewed, first);
+        let claims = signer.claims(start);
+        assert_eq!(claims.exp - claims.iat, 59 * 60);
+        assert_eq!(claims.sub, "XY12345.LOADER");
+        assert!(claims.iss.starts_with("XY12345.LOADER.SHA256:"));
+        assert!(
+            !format!("{signer:?}").contains("PRIVATE"),
+            "Debug never shows the key"
+        );
+    }
 
     #[test]
     fn accounts_follow_the_connector_rules() {

@@ -21,6 +21,15 @@ fn snowcast(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+fn load(
+    manifest: &std::path::Path,
+    secret: &std::path::Path,
+    base_url: &str,
+) -> std::process::Output {
+    let (manifest, secret) = (manifest.to_str().unwrap(), secret.to_str().unwrap());
+    snowcast(&["load", manifest, "--secret", secret, "--base-url", base_url])
+}
+
 #[test]
 fn jwt_prints_a_token_the_public_key_verifies() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,14 +79,7 @@ fn load_hands_a_manifests_files_to_the_datasets_pipe() {
     let manifest = dir.path().join("manifest.json");
     std::fs::write(&manifest, event["Records"][0]["body"].as_str().unwrap()).unwrap();
 
-    let output = snowcast(&[
-        "load",
-        manifest.to_str().unwrap(),
-        "--secret",
-        secret.to_str().unwrap(),
-        "--base-url",
-        &stand_in.url,
-    ]);
+    let output = load(&manifest, &secret, &stand_in.url);
     assert!(
         output.status.success(),
         "{}",
@@ -105,14 +107,7 @@ fn load_hands_a_manifests_files_to_the_datasets_pipe() {
     // A pipe that does not exist: exit 1, the manifest named as failed.
     let refused = r#"[{"status": 404, "body": {"code": "390404", "message": "Specified pipe does not exist"}}]"#;
     stand_in_post(&format!("{}/_script", stand_in.url), refused);
-    let output = snowcast(&[
-        "load",
-        manifest.to_str().unwrap(),
-        "--secret",
-        secret.to_str().unwrap(),
-        "--base-url",
-        &stand_in.url,
-    ]);
+    let output = load(&manifest, &secret, &stand_in.url);
     assert_eq!(output.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["failed"][0], manifest.to_str().unwrap());

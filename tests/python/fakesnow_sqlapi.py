@@ -9,12 +9,12 @@ seconds.nanos) or a 422 QueryFailureStatus. Prints its URL, serves until stdin c
 import datetime as dt
 import decimal
 import json
-import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fakesnow
+
+from stand_in import JsonHandler, serve
 
 EPOCH = dt.date(1970, 1, 1)
 lock = threading.Lock()
@@ -66,20 +66,7 @@ def row_type(description):
     return columns
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         request = json.loads(self.rfile.read(length))
@@ -113,11 +100,7 @@ def main():
         import snowflake.connector
         snowflake.connector.paramstyle = "qmark"
         connection = snowflake.connector.connect(paramstyle="qmark")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
-        sys.stdin.read()
-        server.shutdown()
+        serve(Handler)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod retry;
 pub mod snowpipe;
 pub mod sql;
+mod transport;
 
 use crate::error::Error;
 

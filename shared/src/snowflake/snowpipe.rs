@@ -6,7 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{credentials::CredentialStore, retry::RetryPolicy};
+use super::{
+    credentials::CredentialStore,
+    retry::RetryPolicy,
+    transport::{Call, Transport, json},
+};
 use crate::error::{Error, Result};
 
 /// Files per `insertFiles` request (Snowpipe's limit).
@@ -73,10 +77,7 @@ pub struct InsertSummary {
 
 /// A Snowpipe REST client for one account.
 pub struct SnowpipeClient {
-    http: reqwest::Client,
-    credentials: Arc<CredentialStore>,
-    base_url: Option<String>,
-    retry: RetryPolicy,
+    transport: Transport,
 }
 
 impl SnowpipeClient {
@@ -87,15 +88,12 @@ impl SnowpipeClient {
         base_url: Option<String>,
     ) -> Self {
         SnowpipeClient {
-            http,
-            credentials,
-            base_url,
-            retry: RetryPolicy::default(),
+            transport: Transport::new(http, credentials, base_url),
         }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.transport.retry = retry;
         self
     }
 
@@ -113,7 +111,7 @@ impl SnowpipeClient {
                     reqwest::Method::POST,
                     &path,
                     &[("requestId", &request_id)],
-                    Some(body),
+                    Some(&body),
                 )
                 .await?;
             summary.calls += 1;
@@ -148,82 +146,22 @@ impl SnowpipeClient {
         Ok(report)
     }
 
-    /// One request with the retry policy: throttling and unavailability back off and retry
-    /// (the same request id), a 401 re-reads the credentials once.
+    /// One request through the shared transport, its JSON answer and the retries it took.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<&[u8]>,
     ) -> Result<(T, usize)> {
-        let started = Instant::now();
-        let mut signer = self.credentials.signer().await?;
-        let mut refreshed = false;
-        let mut retries = 0usize;
-        loop {
-            let base = self
-                .base_url
-                .clone()
-                .unwrap_or_else(|| signer.credentials().account_url());
-            let mut request = self
-                .http
-                .request(
-                    method.clone(),
-                    format!("{}{path}", base.trim_end_matches('/')),
-                )
-                .query(query)
-                .bearer_auth(signer.token()?)
-                .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .header(reqwest::header::USER_AGENT, super::USER_AGENT);
-            if let Some(body) = &body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let outcome = request.send().await;
-            let retryable = match outcome {
-                Ok(response) if response.status().is_success() => {
-                    let parsed = response.json::<T>().await.map_err(|e| Error::Snowflake {
-                        status: 200,
-                        code: None,
-                        sql_state: None,
-                        message: format!("unreadable answer from {path}: {e}"),
-                    })?;
-                    return Ok((parsed, retries));
-                }
-                Ok(response)
-                    if response.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
-                {
-                    refreshed = true;
-                    signer = self.credentials.refresh().await?;
-                    continue;
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let error =
-                        super::error_from_body(status, &response.text().await.unwrap_or_default());
-                    if !matches!(status, 429 | 503 | 504) {
-                        return Err(error);
-                    }
-                    error
-                }
-                Err(e) => Error::Snowflake {
-                    status: 0,
-                    code: None,
-                    sql_state: None,
-                    message: format!("{path}: {}", super::describe_transport(e)),
-                },
-            };
-            retries += 1;
-            match self.retry.next_delay(retries as u32, started) {
-                Some(delay) => {
-                    tracing::warn!(error = %retryable, retry = retries, ?delay, "Snowflake call retried");
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(retryable),
-            }
-        }
+        let call = Call {
+            method,
+            path,
+            query,
+            body,
+            mark_resends: false,
+        };
+        let answer = self.transport.send(&call, Instant::now()).await?;
+        Ok((json(answer.response, path).await?, answer.retries as usize))
     }
 }

@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::{credentials::CredentialStore, retry::RetryPolicy};
+use super::{
+    credentials::CredentialStore,
+    retry::RetryPolicy,
+    transport::{Call, Transport, json},
+};
 use crate::error::{Error, Result};
 
 /// Result partitions fetched at once.
@@ -154,10 +158,7 @@ pub struct QueryResult {
 
 /// A SQL API v2 client for one account.
 pub struct SqlClient {
-    http: reqwest::Client,
-    credentials: Arc<CredentialStore>,
-    base_url: Option<String>,
-    retry: RetryPolicy,
+    transport: Transport,
     query_tag: String,
     /// Longest wait for a statement, polling included.
     pub deadline: Duration,
@@ -177,17 +178,14 @@ impl SqlClient {
         query_tag: impl Into<String>,
     ) -> Self {
         SqlClient {
-            http,
-            credentials,
-            base_url,
-            retry: RetryPolicy::default(),
+            transport: Transport::new(http, credentials, base_url),
             query_tag: query_tag.into(),
             deadline: Duration::from_secs(300),
         }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.transport.retry = retry;
         self
     }
 
@@ -199,7 +197,7 @@ impl SqlClient {
     /// Runs one statement with positional bindings (`?` is binding 1, 2, ...).
     pub async fn execute(&self, statement: &str, bindings: &[Binding]) -> Result<QueryResult> {
         let started = Instant::now();
-        let signer = self.credentials.signer().await?;
+        let signer = self.transport.credentials().signer().await?;
         let c = signer.credentials();
         let body = SubmitRequest {
             statement,
@@ -318,8 +316,8 @@ impl SqlClient {
         }
     }
 
-    /// One request with the retry policy. `request_id` marks a submission: resends carry
-    /// it again with `retry=true`.
+    /// One request through the shared transport. `request_id` marks a submission: resends
+    /// carry it again with `retry=true`.
     async fn send(
         &self,
         method: reqwest::Method,
@@ -328,106 +326,33 @@ impl SqlClient {
         body: Option<Vec<u8>>,
         started: Instant,
     ) -> Result<Answer> {
-        let mut signer = self.credentials.signer().await?;
-        let mut refreshed = false;
-        let mut retries = 0u32;
-        loop {
-            let base = self
-                .base_url
-                .clone()
-                .unwrap_or_else(|| signer.credentials().account_url());
-            let url = if path.starts_with("http") {
-                path.to_string()
-            } else {
-                format!("{}{path}", base.trim_end_matches('/'))
-            };
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(signer.token()?)
-                .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .header(reqwest::header::USER_AGENT, super::USER_AGENT);
-            if let Some(id) = request_id {
-                request = request.query(&[("requestId", id)]);
-                if retries > 0 {
-                    request = request.query(&[("retry", "true")]);
-                }
-            }
-            if let Some(body) = &body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let failure = match request.send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::OK => {
-                    let result = response
-                        .json::<ResultSet>()
-                        .await
-                        .map_err(|e| unreadable(path, e))?;
-                    return Ok(Answer::Done(result));
-                }
-                Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => {
-                    let status: Value = response.json().await.map_err(|e| unreadable(path, e))?;
-                    let url = status["statementStatusUrl"]
+        let query: Vec<(&str, &str)> = request_id.map(|id| ("requestId", id)).into_iter().collect();
+        let call = Call {
+            method,
+            path,
+            query: &query,
+            body: body.as_deref(),
+            mark_resends: request_id.is_some(),
+        };
+        let answer = self.transport.send(&call, started).await?;
+        if answer.response.status() == reqwest::StatusCode::ACCEPTED {
+            let status: Value = json(answer.response, path).await?;
+            let url = status["statementStatusUrl"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    status["statementHandle"]
                         .as_str()
-                        .map(str::to_string)
-                        .or_else(|| {
-                            status["statementHandle"]
-                                .as_str()
-                                .map(|h| format!("/api/v2/statements/{h}"))
-                        });
-                    return url.map(Answer::Running).ok_or_else(|| Error::Snowflake {
-                        status: 202,
-                        code: None,
-                        sql_state: None,
-                        message: "202 without a statement handle".into(),
-                    });
-                }
-                Ok(response)
-                    if response.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
-                {
-                    refreshed = true;
-                    signer = self.credentials.refresh().await?;
-                    continue;
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let error =
-                        super::error_from_body(status, &response.text().await.unwrap_or_default());
-                    if !matches!(status, 429 | 503 | 504) {
-                        return Err(error);
-                    }
-                    error
-                }
-                Err(e) => Error::Snowflake {
-                    status: 0,
-                    code: None,
-                    sql_state: None,
-                    message: format!("{path}: {}", super::describe_transport(e)),
-                },
-            };
-            retries += 1;
-            match self.retry.next_delay(retries, started) {
-                Some(delay) => {
-                    tracing::warn!(error = %failure, retry = retries, ?delay, "SQL API call retried");
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(failure),
-            }
+                        .map(|h| format!("/api/v2/statements/{h}"))
+                });
+            return url.map(Answer::Running).ok_or_else(|| Error::Snowflake {
+                status: 202,
+                code: None,
+                sql_state: None,
+                message: "202 without a statement handle".into(),
+            });
         }
-    }
-}
-
-fn unreadable(path: &str, error: reqwest::Error) -> Error {
-    Error::Snowflake {
-        status: 200,
-        code: None,
-        sql_state: None,
-        message: format!(
-            "unreadable answer from {path}: {}",
-            super::describe_transport(error)
-        ),
+        Ok(Answer::Done(json(answer.response, path).await?))
     }
 }
 

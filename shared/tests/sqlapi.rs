@@ -23,7 +23,7 @@ use snowflake_support::{credentials_json, secret_file};
 const HANDLE: &str = "01bd2f4e-0000-4a1c-8000-0000000a1b2c";
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/snowflake/sqlapi.yaml"
+    "/../tests/data/snowflake/sqlapi.yaml"
 );
 
 struct Harness {
@@ -246,6 +246,10 @@ async fn results_of_many_partitions_are_fetched_and_decoded() {
             .as_str()
             .unwrap()
             .starts_with("snowcast/")
+    );
+    assert!(
+        requests.iter().all(|r| r["query"]["requestId"].is_string()),
+        "a request id on every call"
     );
     let mut fetched: Vec<&str> = requests[1..]
         .iter()

@@ -317,7 +317,7 @@ impl SqlClient {
     }
 
     /// One request through the shared transport. `request_id` marks a submission: resends
-    /// carry it again with `retry=true`.
+    /// carry it again with `retry=true`. Other calls get a request id of their own.
     async fn send(
         &self,
         method: reqwest::Method,
@@ -326,7 +326,9 @@ impl SqlClient {
         body: Option<Vec<u8>>,
         started: Instant,
     ) -> Result<Answer> {
-        let query: Vec<(&str, &str)> = request_id.map(|id| ("requestId", id)).into_iter().collect();
+        // Every call carries a request id; only a submission's resends say `retry=true`.
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let query = [("requestId", request_id.unwrap_or(&fresh))];
         let call = Call {
             method,
             path,

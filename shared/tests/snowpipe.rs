@@ -2,6 +2,8 @@
 //! 127.0.0.1, side by side with the official `snowflake-ingest` Python SDK on the same key,
 //! account and files; and under faults (429 storms, 401 after rotation, 503 past budget).
 
+#[path = "../../tests/support/moto.rs"]
+mod moto;
 #[path = "../../tests/support/python.rs"]
 mod python;
 #[path = "../../tests/support/snowflake.rs"]
@@ -23,7 +25,9 @@ use snowcast::{
     Error,
     notify::{Notifier, PipeMap, SnowpipeLoader},
     snowflake::{
-        credentials::{CredentialStore, Credentials, FileSecret, SecretSource},
+        credentials::{
+            CredentialStore, Credentials, FileSecret, SecretSource, SecretsManagerSecret,
+        },
         retry::RetryPolicy,
         snowpipe::{SnowpipeClient, StagedFile},
     },
@@ -214,6 +218,41 @@ async fn encrypted_keys_give_the_same_identity() {
     assert!(
         !error.to_string().contains("nope"),
         "the passphrase never appears in errors"
+    );
+}
+
+#[tokio::test]
+async fn credentials_come_from_secrets_manager_and_are_never_printed() {
+    let secrets = snowcast::aws::secrets_client(&moto::sdk_config());
+    let name = moto::unique("snowflake");
+    let credentials = credentials_json("myorg-myaccount", "key-encrypted.pem", Some("s3cret"));
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(credentials.to_string())
+        .send()
+        .await
+        .unwrap();
+    let store = CredentialStore::new(Arc::new(SecretsManagerSecret::new(secrets.clone(), &name)));
+    let signer = store.signer().await.unwrap();
+    assert_eq!(
+        signer.claims(std::time::SystemTime::now()).sub,
+        "MYORG-MYACCOUNT.LOADER_SVC"
+    );
+    let shown = format!("{:?} {:?}", signer.credentials(), signer);
+    assert!(
+        !shown.contains("PRIVATE KEY") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+
+    let missing = CredentialStore::new(Arc::new(SecretsManagerSecret::new(
+        secrets,
+        "no-such-secret",
+    )));
+    let error = missing.signer().await.unwrap_err();
+    assert!(
+        matches!(error, Error::Credentials(_)) && error.to_string().contains("no-such-secret"),
+        "{error}"
     );
 }
 

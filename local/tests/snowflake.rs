@@ -9,7 +9,7 @@ mod snowflake_support;
 use std::process::Command;
 
 use serde_json::Value;
-use snowflake_support::{credentials_json, keys, secret_file};
+use snowflake_support::{credentials_json, secret_file, verify_token};
 
 fn snowcast(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_snowcast"))
@@ -44,21 +44,7 @@ fn jwt_prints_a_token_the_public_key_verifies() {
         String::from_utf8_lossy(&output.stderr)
     );
     let token = String::from_utf8(output.stdout).unwrap();
-    let verified = Command::new(python::python())
-        .args([
-            &python::script("snowpipe_sdk.py"),
-            "verify",
-            keys().join("public.pem").to_str().unwrap(),
-            token.trim(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
-    let claims: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let claims = verify_token(&token);
     assert_eq!(claims["sub"], "XY12345.LOADER_SVC");
 }
 

@@ -32,7 +32,7 @@ use snowcast::{
         snowpipe::{SnowpipeClient, StagedFile},
     },
 };
-use snowflake_support::{credentials_json, keys, secret_file};
+use snowflake_support::{credentials_json, secret_file, verify_token};
 
 const PIPE: &str = "RAW_DB.RAW.SALES_PIPE";
 
@@ -167,20 +167,7 @@ async fn insert_files_matches_the_official_sdk_for_every_account_form() {
             .as_str()
             .unwrap()
             .trim_start_matches("Bearer ");
-        let verified = Command::new(python::python())
-            .args([
-                &python::script("snowpipe_sdk.py"),
-                "verify",
-                keys().join("public.pem").to_str().unwrap(),
-                token,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            verified.status.success(),
-            "{}",
-            String::from_utf8_lossy(&verified.stderr)
-        );
+        verify_token(token);
     }
 }
 

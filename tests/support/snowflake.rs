@@ -51,3 +51,22 @@ pub fn secret_file(dir: &Path, credentials: &Value) -> PathBuf {
     std::fs::write(&path, credentials.to_string()).unwrap();
     path
 }
+
+/// Verifies an RS256 token with the test public key (PyJWT) and returns its claims.
+pub fn verify_token(token: &str) -> Value {
+    let verified = Command::new(python::python())
+        .args([
+            &python::script("snowpipe_sdk.py"),
+            "verify",
+            keys().join("public.pem").to_str().unwrap(),
+            token.trim(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    serde_json::from_slice(&verified.stdout).unwrap()
+}

@@ -1,6 +1,8 @@
 //! `snowcast snowflake jwt` and `snowcast load MANIFEST` against a recording stand-in for
 //! Snowflake on 127.0.0.1.
 
+#[path = "../../tests/support/moto.rs"]
+mod moto;
 #[path = "../../tests/support/python.rs"]
 mod python;
 #[path = "../../tests/support/snowflake.rs"]
@@ -182,4 +184,64 @@ fn sql_prints_rows_as_json_lines_with_bound_values() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown type"));
+}
+
+#[test]
+fn load_reads_the_manifest_from_s3_and_the_secret_from_secrets_manager() {
+    let stand_in = python::start("recording_server.py");
+    let (bucket, secret_name) = (moto::unique("silver"), moto::unique("snowflake"));
+    let config = moto::sdk_config();
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/snowpipe-notifier/sqs-manifest.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let manifest = event["Records"][0]["body"].as_str().unwrap().to_string();
+    let key = "_manifests/sales/tenant_id=acme/sales-5458d24128236dd1.json";
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let s3 = snowcast::aws::s3_client(&config);
+            s3.create_bucket().bucket(&bucket).send().await.unwrap();
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(manifest.into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+            snowcast::aws::secrets_client(&config)
+                .create_secret()
+                .name(&secret_name)
+                .secret_string(credentials_json("xy12345", "key.pem", None).to_string())
+                .send()
+                .await
+                .unwrap();
+        });
+    let output = Command::new(env!("CARGO_BIN_EXE_snowcast"))
+        .args([
+            "load",
+            &format!("s3://{bucket}/{key}"),
+            "--secret",
+            &secret_name,
+        ])
+        .args(["--base-url", &stand_in.url, "--pipe-scope", "SNOWCAST.RAW"])
+        .envs(moto::child_env())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests = stand_in_get(&format!("{}/_requests", stand_in.url));
+    assert_eq!(
+        requests[0]["path"],
+        "/v1/data/pipes/SNOWCAST.RAW.SALES_PIPE/insertFiles"
+    );
 }

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 pub use aws_lambda_events::sqs::SqsBatchResponse;
-use aws_lambda_events::sqs::SqsEvent;
 
 /// Below this, a deadline cannot be epoch milliseconds (it would be before 2001).
 const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
@@ -40,14 +39,20 @@ pub fn sqs_messages(event: &serde_json::Value) -> Option<Vec<QueueMessage>> {
     if !from_sqs {
         return None;
     }
-    let parsed: SqsEvent = serde_json::from_value(event.clone()).ok()?;
+    // Read the two fields in place: a batch can be megabytes, not worth copying.
+    let text = |record: &serde_json::Value, field: &str| {
+        record
+            .get(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     Some(
-        parsed
-            .records
-            .into_iter()
-            .map(|m| QueueMessage {
-                id: m.message_id.unwrap_or_default(),
-                body: m.body.unwrap_or_default(),
+        records
+            .iter()
+            .map(|record| QueueMessage {
+                id: text(record, "messageId"),
+                body: text(record, "body"),
             })
             .collect(),
     )

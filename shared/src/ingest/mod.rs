@@ -238,13 +238,14 @@ impl Ingest {
             .with_settings(self.settings.convert.clone());
         let keys = converter.keys();
 
-        if self.silver.get(&keys.announcement).await?.is_some() {
-            tracing::info!(manifest = %keys.manifest, "already converted and announced");
-            return Ok(Outcome::AlreadyDone {
-                manifest_key: keys.manifest,
-            });
-        }
+        // A new object (the common case) costs one lookup: no manifest, convert.
         if let Some(stored) = self.silver.get(&keys.manifest).await? {
+            if self.silver.get(&keys.announcement).await?.is_some() {
+                tracing::info!(manifest = %keys.manifest, "already converted and announced");
+                return Ok(Outcome::AlreadyDone {
+                    manifest_key: keys.manifest,
+                });
+            }
             let manifest: Manifest = serde_json::from_slice(&stored)?;
             return match self.announce(&manifest, &keys).await? {
                 Some(message_id) => Ok(Outcome::Reannounced {

@@ -23,6 +23,16 @@ fn snowcast(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The manifest the notifier's sample event carries.
+fn sample_manifest() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/snowpipe-notifier/sqs-manifest.json"
+    );
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["Records"][0]["body"].as_str().unwrap().to_string()
+}
+
 fn load(
     manifest: &std::path::Path,
     secret: &std::path::Path,
@@ -55,17 +65,8 @@ fn load_hands_a_manifests_files_to_the_datasets_pipe() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
     let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
-    // The notifier's sample event carries a real manifest.
-    let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../events/snowpipe-notifier/sqs-manifest.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let manifest = dir.path().join("manifest.json");
-    std::fs::write(&manifest, event["Records"][0]["body"].as_str().unwrap()).unwrap();
+    std::fs::write(&manifest, sample_manifest()).unwrap();
 
     let output = load(&manifest, &secret, &stand_in.url);
     assert!(
@@ -191,15 +192,7 @@ fn load_reads_the_manifest_from_s3_and_the_secret_from_secrets_manager() {
     let stand_in = python::start("recording_server.py");
     let (bucket, secret_name) = (moto::unique("silver"), moto::unique("snowflake"));
     let config = moto::sdk_config();
-    let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../events/snowpipe-notifier/sqs-manifest.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let manifest = event["Records"][0]["body"].as_str().unwrap().to_string();
+    let manifest = sample_manifest();
     let key = "_manifests/sales/tenant_id=acme/sales-5458d24128236dd1.json";
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

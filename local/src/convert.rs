@@ -1,6 +1,6 @@
 //! `snowcast convert INPUT --tenant T --dataset D --out OUT [--contract FILE]`
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Args;
 use snowcast::{
@@ -11,8 +11,9 @@ use snowcast::{
     },
     config,
     contract::Contract,
-    convert::{ByteSource, Converter, SourceInfo, fingerprint},
-    storage::{LocalDirSink, ObjectSink, ObjectSource, Opened},
+    convert::{Converter, FileInput, Input, OpenedInput, SourceInfo, fingerprint},
+    ingest::layout,
+    storage::{LocalDirSink, ObjectSink, ObjectSource, Opened, PinnedObject},
 };
 
 #[derive(Args)]
@@ -57,7 +58,10 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
         None
     };
     let (source, input, last_modified) = match (&input_uri, &s3) {
-        (Some(uri), Some(client)) => open_s3(client, uri).await?,
+        (Some(uri), Some(client)) => {
+            check_layout(uri, &args.tenant, &args.dataset)?;
+            open_s3(client, uri).await?
+        }
         _ => open_local(&args.input).await?,
     };
     let mut converter = Converter::try_new(&args.tenant, &args.dataset, source)?
@@ -73,7 +77,7 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
         (Some(uri), Some(client)) => Box::new(S3Sink::new(client, uri)),
         _ => Box::new(LocalDirSink::new(absolute_dir(&args.out)?)),
     };
-    let manifest = converter.run(input, sink.as_ref()).await?;
+    let manifest = converter.run(input.as_ref(), sink.as_ref()).await?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(if manifest.is_accepted() {
         ExitCode::SUCCESS
@@ -84,25 +88,44 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
 
 type Opening = (
     SourceInfo,
-    ByteSource,
+    Box<dyn Input>,
     Option<chrono::DateTime<chrono::Utc>>,
 );
+
+/// An S3 input is a bronze object: its key names its tenant and dataset, and `--tenant` and
+/// `--dataset` must agree, so a replay can never write one tenant's file as another's.
+fn check_layout(uri: &S3Uri, tenant: &str, dataset: &str) -> Result<()> {
+    let source = layout::parse(&uri.key).map_err(|reason| Error::invalid("input", reason))?;
+    if source.tenant != tenant || source.dataset != dataset {
+        return Err(Error::invalid(
+            "input",
+            format!(
+                "{uri} belongs to tenant {:?}, dataset {:?}; --tenant {tenant:?} --dataset {dataset:?} do not match",
+                source.tenant, source.dataset
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Opens an S3 object the way the Lambda does: same fingerprint, `_ingested_at` from its
 /// Last-Modified time, so the CLI rewrites exactly the Lambda's keys for the same object.
 async fn open_s3(client: &aws_sdk_s3::Client, uri: &S3Uri) -> Result<Opening> {
-    let source = S3Source::new(client.clone());
+    let source = Arc::new(S3Source::new(client.clone()));
     match source.open(&uri.bucket, &uri.key, None).await? {
-        Opened::Found(meta, input) => Ok((
-            SourceInfo::s3(
-                &uri.bucket,
-                &uri.key,
-                &meta.etag,
-                meta.version_id.as_deref(),
-            ),
-            input,
-            meta.last_modified,
-        )),
+        Opened::Found(meta, stream) => {
+            let pinned = PinnedObject {
+                source,
+                bucket: uri.bucket.clone(),
+                key: uri.key.clone(),
+                etag: meta.etag.clone(),
+            };
+            Ok((
+                SourceInfo::s3(&uri.bucket, &uri.key, &meta.etag),
+                Box::new(OpenedInput::new(stream, pinned)),
+                meta.last_modified,
+            ))
+        }
         Opened::Missing | Opened::Changed => Err(Error::ObjectStore {
             operation: "get",
             key: uri.to_string(),
@@ -122,8 +145,7 @@ fn absolute_dir(dir: &str) -> Result<PathBuf> {
 async fn open_local(path: &str) -> Result<Opening> {
     let io = |e| Error::io(format!("opening {path}"), e);
     let absolute = std::fs::canonicalize(path).map_err(io)?;
-    let file = tokio::fs::File::open(&absolute).await.map_err(io)?;
-    let metadata = file.metadata().await.map_err(io)?;
+    let metadata = std::fs::metadata(&absolute).map_err(io)?;
     let modified = metadata
         .modified()
         .ok()
@@ -134,5 +156,5 @@ async fn open_local(path: &str) -> Result<Opening> {
         fingerprint: fingerprint(&[&key, &metadata.len().to_string(), &modified.to_string()]),
         key,
     };
-    Ok((source, Box::new(file), None))
+    Ok((source, Box::new(FileInput(absolute)), None))
 }

@@ -111,6 +111,9 @@ pub struct LoadArgs {
     /// schema).
     #[arg(long, env = "SNOWCAST_PIPE_SCOPE")]
     pipe_scope: Option<String>,
+    /// Datasets with a `<DATASET>_PIPE` (default: those with a built-in contract).
+    #[arg(long, env = "SNOWCAST_PIPE_DATASETS")]
+    pipe_datasets: Option<String>,
 }
 
 pub async fn load(args: LoadArgs) -> Result<ExitCode> {
@@ -124,14 +127,19 @@ pub async fn load(args: LoadArgs) -> Result<ExitCode> {
             format!("{}.{}", c.database, c.schema)
         }
     };
-    let pipes = PipeMap::parse(&args.pipes, Some(scope))?;
+    let pipes = PipeMap::parse(&args.pipes, Some(scope), args.pipe_datasets.as_deref())?;
     let client = SnowpipeClient::new(
         snowflake::http_client()?,
         credentials,
         args.connection.base_url.clone(),
     );
     let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(client, pipes)));
-    let report = notifier.load(vec![(args.manifest.clone(), manifest)]).await;
+    let messages = manifest
+        .load_messages(&args.manifest)
+        .into_iter()
+        .map(|message| (args.manifest.clone(), message))
+        .collect();
+    let report = notifier.load(messages).await;
     println!(
         "{}",
         serde_json::json!({
@@ -139,13 +147,16 @@ pub async fn load(args: LoadArgs) -> Result<ExitCode> {
             "calls": report.calls,
             "retries": report.retries,
             "failed": report.failed,
+            "without_pipe": report.without_pipe,
         })
     );
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.failed.is_empty() && report.without_pipe.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 async fn read_manifest(location: &str, endpoint_url: Option<&str>) -> Result<Manifest> {

@@ -44,7 +44,8 @@ fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result
 
 /// Converter settings: `SNOWCAST_MEMORY_BUDGET_MB` if set, else 60% of the Lambda's
 /// memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`), else 256 MiB; `SNOWCAST_SPILL_DIR` (default
-/// the system temp dir, /tmp on Lambda); `SNOWCAST_ZSTD_LEVEL` (default 3).
+/// the system temp dir, /tmp on Lambda); `SNOWCAST_MAX_SPILL_MB` (default 4096; set it
+/// below the function's ephemeral storage); `SNOWCAST_ZSTD_LEVEL` (default 3).
 pub fn convert_settings() -> Result<ConvertSettings> {
     let mut settings = ConvertSettings::default();
     if let Some(mb) = var("SNOWCAST_MEMORY_BUDGET_MB") {
@@ -55,6 +56,9 @@ pub fn convert_settings() -> Result<ConvertSettings> {
     }
     if let Some(dir) = var("SNOWCAST_SPILL_DIR") {
         settings.spill_dir = dir.into();
+    }
+    if let Some(mb) = var("SNOWCAST_MAX_SPILL_MB") {
+        settings.max_spill_bytes = parse_number::<u64>("SNOWCAST_MAX_SPILL_MB", &mb)? << 20;
     }
     if let Some(level) = var("SNOWCAST_ZSTD_LEVEL") {
         settings.zstd_level = parse_number("SNOWCAST_ZSTD_LEVEL", &level)?;
@@ -107,8 +111,9 @@ pub fn csv_to_parquet() -> Result<CsvToParquetConfig> {
 pub struct SnowpipeNotifierConfig {
     /// `SNOWCAST_SNOWFLAKE_SECRET`: ARN or name of the Secrets Manager secret.
     pub secret_id: String,
-    /// `SNOWCAST_PIPES` (`dataset=DB.SCHEMA.PIPE,...`) and `SNOWCAST_PIPE_SCOPE`
-    /// (`DB.SCHEMA` of `<DATASET>_PIPE` for datasets not listed).
+    /// `SNOWCAST_PIPES` (`dataset=DB.SCHEMA.PIPE,...`), `SNOWCAST_PIPE_SCOPE` (`DB.SCHEMA`
+    /// of `<DATASET>_PIPE` for datasets not listed) and `SNOWCAST_PIPE_DATASETS` (which
+    /// datasets have such a pipe; default: those with a built-in contract).
     pub pipes: PipeMap,
     /// `SNOWCAST_SNOWFLAKE_BASE_URL`: overrides the account URL (private link, tests).
     pub base_url: Option<String>,
@@ -121,6 +126,7 @@ pub fn snowpipe_notifier() -> Result<SnowpipeNotifierConfig> {
         pipes: PipeMap::parse(
             &var("SNOWCAST_PIPES").unwrap_or_default(),
             var("SNOWCAST_PIPE_SCOPE"),
+            var("SNOWCAST_PIPE_DATASETS").as_deref(),
         )?,
         base_url: var("SNOWCAST_SNOWFLAKE_BASE_URL"),
     })

@@ -179,6 +179,34 @@ pub struct Contract {
     /// Share of bad rows (0.0..=1.0) above which the whole file is rejected.
     #[serde(default = "default_max_reject_ratio")]
     pub max_reject_ratio: f64,
+    /// How large a record may be before it is rejected.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// How large one record may be. A record past a limit is rejected with the reason (its
+/// bytes are not kept), and a header with more columns than allowed rejects the file, so
+/// memory stays bounded whatever a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest field in bytes. Default 16 MiB, Snowflake's default VARCHAR maximum.
+    pub max_field_bytes: usize,
+    /// Largest record in bytes. Default 32 MiB; the converter also caps it at an eighth of
+    /// its memory budget.
+    pub max_record_bytes: usize,
+    /// Most columns a file may have. Default 2,000.
+    pub max_columns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_field_bytes: 16 << 20,
+            max_record_bytes: 32 << 20,
+            max_columns: 2000,
+        }
+    }
 }
 
 fn default_null_tokens() -> Vec<String> {
@@ -225,7 +253,7 @@ impl Contract {
         for column in &self.columns {
             if !is_identifier(&column.name)
                 || column.name.starts_with('_')
-                || column.name == crate::convert::TENANT_ID
+                || crate::convert::RESERVED_COLUMNS.contains(&column.name.as_str())
             {
                 return fail(format!(
                     "column {:?} must be lower snake_case, not start with '_' and not be tenant_id (reserved for lineage)",
@@ -256,6 +284,17 @@ impl Contract {
         }
         if !matches!(self.decimal_separator, '.' | ',') {
             return fail("decimal_separator must be '.' or ','".into());
+        }
+        let limits = self.limits;
+        if limits.max_field_bytes == 0 || limits.max_record_bytes == 0 {
+            return fail("limits must be above zero".into());
+        }
+        if limits.max_columns < self.columns.len() {
+            return fail(format!(
+                "limits.max_columns ({}) is below the contract's {} columns",
+                limits.max_columns,
+                self.columns.len()
+            ));
         }
         let mut required: Vec<String> = self.primary_key.clone();
         if let Some(partition) = &self.partition {

@@ -28,10 +28,10 @@ pub enum Error {
     #[error("invalid {what}: {message}")]
     Invalid { what: &'static str, message: String },
 
-    /// The input is not text in the expected encoding. The converter turns this into a
-    /// rejected file, not a failure.
-    #[error("malformed text: {message}")]
-    MalformedText { message: String },
+    /// The input needs more than a configured resource allows (spill space). The converter
+    /// turns this into a rejected file with the reason, not a failure.
+    #[error("limit: {0}")]
+    Limit(String),
 
     /// Reading the input or writing local files failed.
     #[error("{context}: {source}")]
@@ -98,7 +98,7 @@ impl Error {
             Error::Contract { .. } => "Contract",
             Error::ContractFile { .. } => "ContractFile",
             Error::Invalid { .. } => "Invalid",
-            Error::MalformedText { .. } => "MalformedText",
+            Error::Limit(_) => "Limit",
             Error::Io { .. } => "Io",
             Error::ObjectStore { .. } => "ObjectStore",
             Error::Queue { .. } => "Queue",

@@ -73,18 +73,27 @@ fn fold_latin(c: char) -> Option<char> {
     Some(base)
 }
 
-/// Normalises a whole header row: snake_case, `column_<n>` for blanks, and `_2`, `_3`, ...
-/// suffixes so that duplicates become unique.
-pub fn normalise_headers<'a>(headers: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+/// Normalises a whole header row: snake_case, `column_<n>` for blanks, `_csv_<name>` for a
+/// name the silver schema reserves (`tenant_id`, lineage columns), and `_2`, `_3`, ...
+/// suffixes so that every name is unique and none is reserved.
+pub fn normalise_headers<'a>(
+    headers: impl IntoIterator<Item = &'a str>,
+    reserved: &[&str],
+) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (index, header) in headers.into_iter().enumerate() {
         let mut base = snake_case(header);
         if base.is_empty() || base.chars().all(|c| c == '_') {
             base = format!("column_{}", index + 1);
         }
+        if reserved.contains(&base.as_str()) {
+            // Contract columns never start with '_' and snake_case never yields "_csv_",
+            // so the renamed column cannot take another column's place.
+            base = format!("_csv_{}", base.trim_start_matches('_'));
+        }
         let mut name = base.clone();
         let mut suffix = 2;
-        while names.contains(&name) {
+        while names.contains(&name) || reserved.contains(&name.as_str()) {
             name = format!("{base}_{suffix}");
             suffix += 1;
         }
@@ -169,8 +178,16 @@ mod tests {
     #[test]
     fn duplicate_and_blank_headers_are_made_unique() {
         assert_eq!(
-            normalise_headers(["Date", "date", "", "DATE", "date_2"]),
+            normalise_headers(["Date", "date", "", "DATE", "date_2"], &[]),
             ["date", "date_2", "column_3", "date_3", "date_2_2"]
+        );
+    }
+
+    #[test]
+    fn reserved_names_are_renamed_never_kept() {
+        assert_eq!(
+            normalise_headers(["Tenant ID", "tenant_id", "x"], &["tenant_id"]),
+            ["_csv_tenant_id", "_csv_tenant_id_2", "x"]
         );
     }
 

@@ -1,13 +1,13 @@
-//! Load queue port: the converter announces each finished batch (its manifest) here, and
-//! the snowpipe-notifier reads it. Adapter: SQS in `aws::sqs`.
+//! Load queue port: the converter announces each finished batch here, as load messages
+//! (see [`LoadMessage`]), and the snowpipe-notifier reads them. Adapter: SQS in `aws::sqs`.
 
 use async_trait::async_trait;
 
-use crate::{error::Result, manifest::Manifest};
+use crate::{error::Result, manifest::LoadMessage};
 
 /// Where finished conversions are announced.
 #[async_trait]
-pub trait ManifestQueue: Send + Sync {
-    /// Sends one manifest; returns the queue's id for the message.
-    async fn send(&self, manifest: &Manifest) -> Result<String>;
+pub trait LoadQueue: Send + Sync {
+    /// Sends one message; returns the queue's id for it.
+    async fn send(&self, message: &LoadMessage) -> Result<String>;
 }

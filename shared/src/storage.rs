@@ -7,7 +7,10 @@
 //! [`ObjectSource`] is the reading side: bronze objects opened as byte streams, pinned to
 //! the version an event announced.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    convert::ByteSource,
+    convert::{ByteSource, Input},
     error::{Error, Result},
 };
 
@@ -86,6 +89,33 @@ pub trait ObjectSource: Send + Sync {
 
     /// Opens the object for streaming. With `etag`, only that exact content is opened.
     async fn open(&self, bucket: &str, key: &str, etag: Option<&str>) -> Result<Opened>;
+}
+
+/// A source object pinned to one ETag, as converter input: every read gets the same bytes,
+/// or fails if the object was replaced or deleted in between.
+pub struct PinnedObject {
+    pub source: Arc<dyn ObjectSource>,
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+}
+
+#[async_trait]
+impl Input for PinnedObject {
+    async fn open(&self) -> Result<ByteSource> {
+        match self
+            .source
+            .open(&self.bucket, &self.key, Some(&self.etag))
+            .await?
+        {
+            Opened::Found(_, stream) => Ok(stream),
+            Opened::Missing | Opened::Changed => Err(Error::ObjectStore {
+                operation: "get",
+                key: format!("{}/{}", self.bucket, self.key),
+                message: "the object was replaced or deleted between two reads".into(),
+            }),
+        }
+    }
 }
 
 /// A directory as an object store: keys are relative paths. Objects are written to a hidden

@@ -150,7 +150,7 @@ async fn convert_with(
     }
     let sink = LocalDirSink::new(dir.path().join("silver"));
     let manifest = converter
-        .run(Box::new(std::io::Cursor::new(bytes)), &sink)
+        .run(&bytes::Bytes::from(bytes), &sink)
         .await
         .unwrap();
     assert_eq!(
@@ -615,7 +615,7 @@ async fn unknown_datasets_get_sniffed_types_unless_strict() {
             "store:string",
             "opened:date",
             "staff:int",
-            "rating:float",
+            "rating:decimal(2,1)",
             "code:string"
         ]
     );
@@ -633,7 +633,7 @@ async fn unknown_datasets_get_sniffed_types_unless_strict() {
     .unwrap()
     .with_strict(true)
     .run(
-        Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+        &bytes::Bytes::from(text.as_bytes().to_vec()),
         &LocalDirSink::new(dir.path()),
     )
     .await

@@ -12,9 +12,8 @@ use std::{collections::BTreeMap, io::Write, sync::Arc, time::Duration};
 use aws_sdk_s3::{
     primitives::ByteStream,
     types::{
-        CompletedMultipartUpload, CompletedPart, Event, FilterRule, FilterRuleName,
-        NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
-        S3KeyFilter,
+        BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Event,
+        NotificationConfiguration, QueueConfiguration, VersioningConfiguration,
     },
 };
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -25,7 +24,7 @@ use snowcast::{
     aws::{
         self,
         s3::{S3Sink, S3Source, S3Uri},
-        sqs::SqsManifestQueue,
+        sqs::SqsLoadQueue,
     },
     ingest::{Ingest, IngestSettings, Notice, Outcome, event::parse_notification},
     lambda::SqsBatchResponse,
@@ -85,27 +84,6 @@ async fn create_queue(
         .to_string()
 }
 
-fn suffix_rule(suffix: &str, queue_arn: &str) -> QueueConfiguration {
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(
-                    FilterRule::builder()
-                        .name(FilterRuleName::Suffix)
-                        .value(suffix)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    QueueConfiguration::builder()
-        .queue_arn(queue_arn)
-        .events(Event::S3ObjectCreated)
-        .filter(filter)
-        .build()
-        .unwrap()
-}
-
 impl Stack {
     async fn new() -> Stack {
         let config = moto::sdk_config();
@@ -128,13 +106,24 @@ impl Stack {
         .await;
         let load_queue = create_queue(&sqs, &moto::unique("load"), &[]).await;
         let ingest_arn = queue_arn(&sqs, &ingest_queue).await;
+        // As template.yaml: a versioned bronze bucket announcing every created object.
+        s3.put_bucket_versioning()
+            .bucket(&bronze)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let every_object = QueueConfiguration::builder()
+            .queue_arn(&ingest_arn)
+            .events(Event::S3ObjectCreated)
+            .build()
+            .unwrap();
         let notifications = NotificationConfiguration::builder()
-            .set_queue_configurations(Some(
-                [".csv", ".csv.gz", ".csv.zst"]
-                    .iter()
-                    .map(|suffix| suffix_rule(suffix, &ingest_arn))
-                    .collect(),
-            ))
+            .queue_configurations(every_object)
             .build();
         s3.put_bucket_notification_configuration()
             .bucket(&bronze)
@@ -151,7 +140,7 @@ impl Stack {
                     key: String::new(),
                 },
             )),
-            Arc::new(SqsManifestQueue::new(sqs.clone(), load_queue.clone())),
+            Arc::new(SqsLoadQueue::new(sqs.clone(), load_queue.clone())),
             IngestSettings::default(),
         );
         let stack = Stack {

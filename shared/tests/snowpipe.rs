@@ -23,6 +23,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use snowcast::{
     Error,
+    manifest::LoadMessage,
     notify::{Notifier, PipeMap, SnowpipeLoader},
     snowflake::{
         credentials::{
@@ -200,7 +201,8 @@ async fn encrypted_keys_give_the_same_identity() {
     let error = client(&stand_in.url, secret)
         .insert_files(PIPE, &files(1))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .error;
     assert!(matches!(error, Error::Credentials(_)), "{error}");
     assert!(
         !error.to_string().contains("nope"),
@@ -294,7 +296,11 @@ async fn a_401_rereads_the_secret_once() {
 
     // A second 401 in a row is an error, not a loop.
     script(&stand_in.url, json!([expired, expired])).await;
-    let error = client.insert_files(PIPE, &files(1)).await.unwrap_err();
+    let error = client
+        .insert_files(PIPE, &files(1))
+        .await
+        .unwrap_err()
+        .error;
     assert!(
         matches!(error, Error::Snowflake { status: 401, .. }),
         "{error}"
@@ -323,7 +329,8 @@ async fn an_unavailable_service_is_given_up_within_the_budget() {
         .with_retry(policy)
         .insert_files(PIPE, &files(1))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .error;
     assert!(
         matches!(error, Error::Snowflake { status: 503, .. }),
         "{error}"
@@ -439,7 +446,12 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
         dir.path(),
         &credentials_json("xy12345", "key.pem", None),
     )));
-    let pipes = PipeMap::parse("sales=RAW_DB.RAW.SALES_PIPE", Some("RAW_DB.RAW".into())).unwrap();
+    let pipes = PipeMap::parse(
+        "sales=RAW_DB.RAW.SALES_PIPE",
+        Some("RAW_DB.RAW".into()),
+        None,
+    )
+    .unwrap();
     let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(
         client(&stand_in.url, secret),
         pipes,
@@ -486,6 +498,66 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
         3,
         "both sales messages in one call"
     );
+}
+
+/// A notifier on the stand-in with its pipes in `RAW_DB.RAW`, retrying quickly.
+fn notifier(url: &str, dir: &std::path::Path, policy: RetryPolicy) -> Notifier {
+    let secret = Arc::new(FileSecret(secret_file(
+        dir,
+        &credentials_json("xy12345", "key.pem", None),
+    )));
+    let pipes = PipeMap::parse("", Some("RAW_DB.RAW".into()), None).unwrap();
+    Notifier::new(Arc::new(SnowpipeLoader::new(
+        client(url, secret).with_retry(policy),
+        pipes,
+    )))
+}
+
+/// Finding 9: only contracted datasets have pipes; a message of another dataset went to
+/// `<DATASET>_PIPE`, failed forever and poisoned the queue.
+#[tokio::test]
+async fn datasets_without_a_pipe_are_acknowledged_and_counted_not_dead_lettered() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let event = json!({"Records": [
+        manifest_message("m-weather", "weather", &["weather/tenant_id=acme/a.parquet"]),
+        manifest_message("m-sales", "sales", &["sales/tenant_id=acme/d=1/a.parquet"]),
+    ]});
+    let response = notifier.handle(event).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let requests = recorded(&stand_in.url).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["path"],
+        "/v1/data/pipes/RAW_DB.RAW.SALES_PIPE/insertFiles"
+    );
+}
+
+/// Finding 13: a load that failed after six attempts reported `retries: 0`.
+#[tokio::test]
+async fn accounting_a_failed_load_reports_the_retries_it_made() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let down = json!({"status": 503, "body": "Service Unavailable"});
+    script(&stand_in.url, Value::Array(vec![down; 6])).await;
+    let policy = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        budget: Duration::from_secs(30),
+    };
+    let notifier = notifier(&stand_in.url, dir.path(), policy);
+    let message: LoadMessage = serde_json::from_str(
+        manifest_message("m1", "sales", &["sales/tenant_id=acme/d=1/a.parquet"])["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let report = notifier.load(vec![("m1".into(), message)]).await;
+    assert_eq!(report.failed, ["m1"]);
+    assert_eq!((report.calls, report.retries, report.files), (1, 5, 0));
+    assert_eq!(recorded(&stand_in.url).await.len(), 6, "six attempts");
 }
 
 #[test]

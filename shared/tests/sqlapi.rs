@@ -259,6 +259,37 @@ async fn results_of_many_partitions_are_fetched_and_decoded() {
     assert_eq!(fetched, ["1", "2"]);
 }
 
+/// Finding 8: a status URL that already has a query got `?partition=N` appended to it, so
+/// every fetch asked for partition 0 again.
+#[tokio::test]
+async fn sql_api_partition_url_keeps_the_status_url_query() {
+    let mut harness = Harness::new();
+    let mut first = result_set(&[2, 3, 1]);
+    first["statementStatusUrl"] = json!(format!(
+        "/api/v2/statements/{HANDLE}?requestId=0b9d7e2a-5f1c-4f3e-9a57-3c2d1e0f4a6b"
+    ));
+    harness
+        .serve(&[
+            (200, "ResultSet", first, "/api/v2/statements?"),
+            (200, "ResultSet", partition(2, 3), "partition=1"),
+            (200, "ResultSet", partition(5, 1), "partition=2"),
+        ])
+        .await;
+    let result = harness.client.execute("SELECT 1", &[]).await.unwrap();
+    assert_eq!(result.rows.len(), 6);
+    let requests = harness.requests_and_fixtures_conform().await;
+    let mut fetched: Vec<&str> = requests[1..]
+        .iter()
+        .map(|r| {
+            r["query"]["partition"]
+                .as_str()
+                .expect("a partition parameter")
+        })
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, ["1", "2"]);
+}
+
 #[tokio::test]
 async fn a_202_is_polled_until_the_result_is_ready() {
     let mut harness = Harness::new();

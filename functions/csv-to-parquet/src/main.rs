@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use snowcast::{
-    aws::{self, s3::S3Sink, s3::S3Source, sqs::SqsManifestQueue},
+    aws::{self, s3::S3Sink, s3::S3Source, sqs::SqsLoadQueue},
     config,
     ingest::Ingest,
     lambda::deadline_from_epoch_ms,
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let ingest = Arc::new(Ingest::new(
         Arc::new(S3Source::new(s3.clone())),
         Arc::new(S3Sink::new(s3, config.silver)),
-        Arc::new(SqsManifestQueue::new(
+        Arc::new(SqsLoadQueue::new(
             aws::sqs_client(&sdk),
             config.load_queue_url,
         )),

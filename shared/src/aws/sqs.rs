@@ -6,25 +6,21 @@ use aws_sdk_sqs::{Client, types::MessageAttributeValue};
 use super::describe;
 use crate::{
     error::{Error, Result},
-    manifest::Manifest,
-    queue::ManifestQueue,
+    manifest::{LoadMessage, MAX_LOAD_MESSAGE_BYTES},
+    queue::LoadQueue,
 };
 
-/// Largest SQS message body (1 MiB since 2025; queues must allow it in
-/// `MaximumMessageSize`). A manifest lists every file, so ~4,000 partitions fit.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-
-/// Sends manifests to one queue as compact JSON, with tenant and dataset as attributes so
-/// consumers can filter or route without parsing the body.
+/// Sends load messages to one queue as compact JSON, with tenant and dataset as attributes
+/// so consumers can filter or route without parsing the body.
 #[derive(Debug, Clone)]
-pub struct SqsManifestQueue {
+pub struct SqsLoadQueue {
     client: Client,
     queue_url: String,
 }
 
-impl SqsManifestQueue {
+impl SqsLoadQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        SqsManifestQueue {
+        SqsLoadQueue {
             client,
             queue_url: queue_url.into(),
         }
@@ -40,17 +36,16 @@ fn attribute(value: &str) -> Result<MessageAttributeValue> {
 }
 
 #[async_trait]
-impl ManifestQueue for SqsManifestQueue {
-    async fn send(&self, manifest: &Manifest) -> Result<String> {
-        let body = serde_json::to_string(manifest)?;
-        let queue_error = |message: String| Error::Queue {
+impl LoadQueue for SqsLoadQueue {
+    async fn send(&self, message: &LoadMessage) -> Result<String> {
+        let body = serde_json::to_string(message)?;
+        let queue_error = |text: String| Error::Queue {
             queue: self.queue_url.clone(),
-            message,
+            message: text,
         };
-        if body.len() > MAX_MESSAGE_BYTES {
+        if body.len() > MAX_LOAD_MESSAGE_BYTES {
             return Err(queue_error(format!(
-                "manifest of {} is {} bytes, above the {MAX_MESSAGE_BYTES}-byte message limit",
-                manifest.source.key,
+                "a load message of {} bytes is above the {MAX_LOAD_MESSAGE_BYTES}-byte limit",
                 body.len()
             )));
         }
@@ -59,8 +54,8 @@ impl ManifestQueue for SqsManifestQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .message_attributes("tenant_id", attribute(&manifest.tenant_id)?)
-            .message_attributes("dataset", attribute(&manifest.dataset)?)
+            .message_attributes("tenant_id", attribute(&message.tenant_id)?)
+            .message_attributes("dataset", attribute(&message.dataset)?)
             .send()
             .await
             .map_err(|e| queue_error(describe(&e)))?;

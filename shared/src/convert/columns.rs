@@ -13,7 +13,10 @@ use arrow_array::{
 use arrow_buffer::{BooleanBufferBuilder, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::values::{self, ParseError, TemporalFormat};
+use super::{
+    sniff::ColumnSniffer,
+    values::{self, ParseError, TemporalFormat},
+};
 use crate::{
     contract::{ColumnSpec, ColumnType},
     error::{Error, Result},
@@ -128,7 +131,7 @@ impl ColumnBuilder {
         let values = match spec.column_type {
             ColumnType::String => Values::Utf8 {
                 offsets: Self::fresh_offsets(capacity),
-                data: Vec::with_capacity(capacity * 16),
+                data: Vec::with_capacity(capacity * 8),
             },
             ColumnType::Int => Values::Int(Vec::with_capacity(capacity)),
             ColumnType::Float => Values::Float {
@@ -169,9 +172,8 @@ impl ColumnBuilder {
         if !self.nullable {
             return Err("missing required value");
         }
-        self.validity.append(false);
         match &mut self.values {
-            Values::Utf8 { offsets, data } => offsets.push(data.len() as i32),
+            Values::Utf8 { offsets, data } => offsets.push(text_offset(data)?),
             Values::Int(v) => v.push(0),
             Values::Float { values, .. } => values.push(0.0),
             Values::Bool(v) => v.append(false),
@@ -179,6 +181,7 @@ impl ColumnBuilder {
             Values::Date { values, .. } => values.push(0),
             Values::Timestamp { values, .. } => values.push(0),
         }
+        self.validity.append(false);
         Ok(())
     }
 
@@ -187,8 +190,13 @@ impl ColumnBuilder {
         match &mut self.values {
             Values::Utf8 { offsets, data } => {
                 data.extend_from_slice(field);
-                let end = i32::try_from(data.len()).map_err(|_| "text too large for one batch")?;
-                offsets.push(end);
+                match text_offset(data) {
+                    Ok(end) => offsets.push(end),
+                    Err(reason) => {
+                        data.truncate(data.len() - field.len());
+                        return Err(reason);
+                    }
+                }
             }
             other => {
                 let field = field.trim_ascii();
@@ -241,18 +249,6 @@ impl ColumnBuilder {
         }
     }
 
-    /// Bytes held, for deciding when a batch is full.
-    pub fn buffered_bytes(&self) -> usize {
-        let len = self.validity.len();
-        match &self.values {
-            Values::Utf8 { data, .. } => data.len() + len * 4,
-            Values::Decimal { .. } => len * 16,
-            Values::Bool(_) => len / 8,
-            Values::Date { .. } => len * 4,
-            _ => len * 8,
-        }
-    }
-
     /// Moves the built values out as an Arrow array, leaving the builder empty.
     pub fn finish(&mut self) -> Result<ArrayRef> {
         let len = self.validity.len();
@@ -293,6 +289,22 @@ impl ColumnBuilder {
     }
 }
 
+/// Bytes a value of this type takes in a batch besides its text (an offset for strings).
+fn fixed_bytes(column_type: ColumnType) -> usize {
+    match column_type {
+        ColumnType::String | ColumnType::Date => 4,
+        ColumnType::Decimal { .. } => 16,
+        ColumnType::Bool => 1,
+        ColumnType::Int | ColumnType::Float | ColumnType::Timestamp => 8,
+    }
+}
+
+/// The end offset of text in a batch. Batches are cut long before 2 GiB of text, so this
+/// only fails if that rule is broken; it fails as an error, never as a wrapped offset.
+fn text_offset(data: &[u8]) -> Result<i32, ParseError> {
+    i32::try_from(data.len()).map_err(|_| "text too large for one batch")
+}
+
 fn take_vec<T>(v: &mut Vec<T>) -> Vec<T> {
     let capacity = v.capacity();
     std::mem::replace(v, Vec::with_capacity(capacity))
@@ -312,6 +324,9 @@ struct Mapping {
     name: String,
     /// Index of the CSV field, or `None` when the (nullable) column is absent from the file.
     source: Option<usize>,
+    /// For a column whose type was sniffed: what its values have been so far. Its values
+    /// are taken exactly as written (no trimming), and one that does not fit widens it.
+    sniffer: Option<ColumnSniffer>,
 }
 
 /// Values that are the same in every row of a file.
@@ -329,6 +344,15 @@ pub struct FieldRules {
     pub decimal_separator: char,
 }
 
+/// What became of a record pushed into a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Added,
+    /// A value does not fit its column's sniffed type; the record was not added and the
+    /// column's sniffer now holds the wider type.
+    Widened,
+}
+
 /// Builds record batches in the silver schema from CSV records.
 pub struct RowBatcher {
     columns: Vec<Mapping>,
@@ -339,29 +363,48 @@ pub struct RowBatcher {
     source_key: ArrayRef,
     ingested_at_micros: i64,
     expected_fields: usize,
+    fixed_row_bytes: usize,
 }
+
+/// Bytes a row takes in the lineage columns (dictionary keys, row number, timestamp).
+const LINEAGE_ROW_BYTES: usize = 4 + 4 + 8 + 8;
 
 impl RowBatcher {
     /// `sources[i]` is the CSV field index of `columns[i]`; records must have
-    /// `expected_fields` fields.
+    /// `expected_fields` fields. With `sniffers` (one per column), every value is checked
+    /// against its column's sniffed type. Builders start with room for `batch_bytes` of
+    /// fixed-width values, at most `batch_rows` rows.
     pub fn new(
         columns: &[ColumnSpec],
         sources: Vec<Option<usize>>,
         expected_fields: usize,
         rules: &FieldRules,
         lineage: &Lineage,
-        capacity: usize,
+        sniffers: Option<Vec<ColumnSniffer>>,
+        (batch_rows, batch_bytes): (usize, usize),
     ) -> Self {
-        RowBatcher {
-            columns: columns
+        let fixed_row_bytes = LINEAGE_ROW_BYTES
+            + columns
                 .iter()
-                .zip(sources)
-                .map(|(spec, source)| Mapping {
-                    builder: ColumnBuilder::new(spec, rules.decimal_separator, capacity),
-                    name: spec.name.clone(),
-                    source,
-                })
-                .collect(),
+                .map(|c| fixed_bytes(c.column_type))
+                .sum::<usize>();
+        let capacity = (batch_bytes / fixed_row_bytes).clamp(1, batch_rows);
+        let mut sniffers = sniffers.map(Vec::into_iter);
+        let mappings = columns
+            .iter()
+            .zip(sources)
+            .map(|(spec, source)| Mapping {
+                builder: ColumnBuilder::new(spec, rules.decimal_separator, capacity),
+                name: spec.name.clone(),
+                source,
+                sniffer: sniffers
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .filter(|s| *s != ColumnSniffer::string()),
+            })
+            .collect();
+        RowBatcher {
+            columns: mappings,
             source_rows: Vec::with_capacity(capacity),
             null_tokens: rules.null_tokens.clone(),
             schema: silver_schema(columns),
@@ -369,11 +412,18 @@ impl RowBatcher {
             source_key: Arc::new(StringArray::from(vec![lineage.source_key.as_str()])),
             ingested_at_micros: lineage.ingested_at_micros,
             expected_fields,
+            fixed_row_bytes,
         }
     }
 
     pub fn rows(&self) -> usize {
         self.source_rows.len()
+    }
+
+    /// Bytes a row takes in a batch besides its text: with the record's bytes, the cost of
+    /// adding it.
+    pub fn fixed_row_bytes(&self) -> usize {
+        self.fixed_row_bytes
     }
 
     /// Appends one CSV record, or explains why it cannot be a row.
@@ -382,7 +432,7 @@ impl RowBatcher {
         row_number: i64,
         field_count: usize,
         field: impl Fn(usize) -> &'r [u8],
-    ) -> Result<(), RowError> {
+    ) -> Result<Pushed, RowError> {
         if field_count != self.expected_fields {
             return Err(RowError {
                 column: None,
@@ -394,45 +444,78 @@ impl RowBatcher {
         }
         let start = self.source_rows.len();
         for index in 0..self.columns.len() {
-            let mapping = &mut self.columns[index];
-            let outcome = match mapping.source {
-                None => mapping.builder.push_null(),
-                Some(source) => {
-                    let value = field(source);
-                    let null = if matches!(mapping.builder.values, Values::Utf8 { .. }) {
-                        self.null_tokens.is_null(value)
-                    } else {
-                        self.null_tokens.is_null(value.trim_ascii())
-                    };
-                    if null {
-                        mapping.builder.push_null()
-                    } else {
-                        mapping.builder.push(value)
-                    }
-                }
-            };
-            if let Err(reason) = outcome {
-                let error = RowError {
-                    column: Some(mapping.name.clone()),
-                    reason: describe(reason, mapping.source.map(&field)),
-                };
+            let outcome = self.push_value(index, &field);
+            if outcome != Ok(Pushed::Added) {
                 for mapping in &mut self.columns[..=index] {
                     mapping.builder.truncate(start);
                 }
-                return Err(error);
+            }
+            match outcome {
+                Ok(Pushed::Added) => {}
+                Ok(Pushed::Widened) => {
+                    self.observe(field_count, &field);
+                    return Ok(Pushed::Widened);
+                }
+                Err(reason) => {
+                    let mapping = &self.columns[index];
+                    return Err(RowError {
+                        column: Some(mapping.name.clone()),
+                        reason: describe(reason, mapping.source.map(&field)),
+                    });
+                }
             }
         }
         self.source_rows.push(row_number);
-        Ok(())
+        Ok(Pushed::Added)
     }
 
-    /// Bytes buffered in the builders.
-    pub fn buffered_bytes(&self) -> usize {
+    /// Parses one column's value of a record into its builder.
+    fn push_value<'r>(
+        &mut self,
+        index: usize,
+        field: &impl Fn(usize) -> &'r [u8],
+    ) -> Result<Pushed, ParseError> {
+        let mapping = &mut self.columns[index];
+        let Some(source) = mapping.source else {
+            return mapping.builder.push_null().map(|()| Pushed::Added);
+        };
+        let value = field(source);
+        let exact =
+            mapping.sniffer.is_some() || matches!(mapping.builder.values, Values::Utf8 { .. });
+        let compared = if exact { value } else { value.trim_ascii() };
+        if self.null_tokens.is_null(compared) {
+            return mapping.builder.push_null().map(|()| Pushed::Added);
+        }
+        if let Some(sniffer) = &mut mapping.sniffer
+            && sniffer.observe(value)
+        {
+            return Ok(Pushed::Widened);
+        }
+        mapping.builder.push(value).map(|()| Pushed::Added)
+    }
+
+    /// Shows a record's values to the sniffed columns only (after a column widened, the
+    /// rest of the file is read for its types alone).
+    pub fn observe<'r>(&mut self, field_count: usize, field: &impl Fn(usize) -> &'r [u8]) {
+        if field_count != self.expected_fields {
+            return;
+        }
+        for mapping in &mut self.columns {
+            if let (Some(sniffer), Some(source)) = (&mut mapping.sniffer, mapping.source) {
+                let value = field(source);
+                if !self.null_tokens.is_null(value) {
+                    sniffer.observe(value);
+                }
+            }
+        }
+    }
+
+    /// Every column's sniffer as it stands (string for columns that were not sniffed).
+    pub fn sniffers(&self) -> Vec<ColumnSniffer> {
         self.columns
             .iter()
-            .map(|m| m.builder.buffered_bytes())
-            .sum::<usize>()
-            + self.source_rows.len() * 8
+            .map(|m| m.sniffer.unwrap_or_else(ColumnSniffer::string))
+            .collect()
     }
 
     /// Moves the buffered rows out as one batch with lineage columns.
@@ -498,14 +581,23 @@ mod tests {
             source_key: "k".into(),
             ingested_at_micros: 0,
         };
-        let mut batcher = RowBatcher::new(&columns, vec![Some(0), Some(1)], 2, &rules, &lineage, 4);
+        let mut batcher = RowBatcher::new(
+            &columns,
+            vec![Some(0), Some(1)],
+            2,
+            &rules,
+            &lineage,
+            None,
+            (4, 1 << 20),
+        );
         let rows: [&[&[u8]]; 4] = [&[b"a", b"1"], &[b"b", b"x"], &[b"c", b""], &[b"d", b" 4 "]];
         let outcomes: Vec<_> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| batcher.push_record(i as i64 + 1, r.len(), |f| r[f]))
             .collect();
-        assert!(outcomes[0].is_ok() && outcomes[3].is_ok());
+        assert_eq!(outcomes[0], Ok(Pushed::Added));
+        assert_eq!(outcomes[3], Ok(Pushed::Added));
         let bad = outcomes[1].as_ref().unwrap_err();
         assert_eq!(bad.column.as_deref(), Some("qty"));
         assert_eq!(bad.reason, "not an integer: \"x\"");

@@ -5,8 +5,12 @@
 //! reject reason can name the row); UTF-16 (by BOM) and declared Windows-1252 are transcoded
 //! on the fly. Nothing here buffers more than one chunk.
 
+use std::{path::PathBuf, sync::Mutex};
+
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
-use encoding_rs::{Decoder, DecoderResult, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use async_trait::async_trait;
+use bytes::Bytes;
+use encoding_rs::{Decoder, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use crate::{
@@ -38,6 +42,63 @@ impl Compression {
 
 /// A boxed async byte source.
 pub type ByteSource = Box<dyn AsyncRead + Unpin + Send>;
+
+/// What the converter reads: a source it can open from the start, more than once. A file
+/// without a contract is read again when a column's sniffed type had to widen.
+#[async_trait]
+pub trait Input: Send + Sync {
+    /// The object's bytes from the start (compressed or not).
+    async fn open(&self) -> Result<ByteSource>;
+}
+
+/// Bytes in memory as an input.
+#[async_trait]
+impl Input for Bytes {
+    async fn open(&self) -> Result<ByteSource> {
+        Ok(Box::new(std::io::Cursor::new(self.clone())))
+    }
+}
+
+/// A local file as an input.
+#[derive(Debug, Clone)]
+pub struct FileInput(pub PathBuf);
+
+#[async_trait]
+impl Input for FileInput {
+    async fn open(&self) -> Result<ByteSource> {
+        let file = tokio::fs::File::open(&self.0)
+            .await
+            .map_err(|e| Error::io(format!("opening {}", self.0.display()), e))?;
+        Ok(Box::new(file))
+    }
+}
+
+/// An input already opened (to read its metadata first): the first `open` hands that
+/// stream over, later ones open `again`.
+pub struct OpenedInput<I> {
+    first: Mutex<Option<ByteSource>>,
+    again: I,
+}
+
+impl<I: Input> OpenedInput<I> {
+    pub fn new(first: ByteSource, again: I) -> Self {
+        OpenedInput {
+            first: Mutex::new(Some(first)),
+            again,
+        }
+    }
+}
+
+#[async_trait]
+impl<I: Input> Input for OpenedInput<I> {
+    async fn open(&self) -> Result<ByteSource> {
+        let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
+        match first {
+            Some(stream) => Ok(stream),
+            None => self.again.open().await,
+        }
+    }
+}
 
 /// Peeks at the first bytes and wraps the source in the decompressor they call for.
 pub async fn decompress(mut source: ByteSource) -> Result<(ByteSource, Compression)> {
@@ -100,6 +161,8 @@ impl DetectedEncoding {
 }
 
 /// Reads decompressed bytes and yields UTF-8 chunks (UTF-8 input is not yet validated).
+/// Text a decoder finds malformed is recorded ([`TextReader::malformed`]) and replaced, so
+/// the rest of a rejected file can still be counted.
 pub struct TextReader {
     source: ByteSource,
     decoder: Option<Decoder>,
@@ -108,6 +171,7 @@ pub struct TextReader {
     declared: TextEncoding,
     text_bytes: u64,
     finished: bool,
+    malformed: Option<String>,
 }
 
 impl TextReader {
@@ -120,7 +184,13 @@ impl TextReader {
             declared,
             text_bytes: 0,
             finished: false,
+            malformed: None,
         }
+    }
+
+    /// Why the text is not valid in its encoding, once a decoder found it so.
+    pub fn malformed(&self) -> Option<&str> {
+        self.malformed.as_deref()
     }
 
     /// The encoding in use; known after the first chunk.
@@ -162,20 +232,17 @@ impl TextReader {
                 None => out.extend_from_slice(bytes),
                 Some(decoder) => {
                     let needed = decoder
-                        .max_utf8_buffer_length_without_replacement(bytes.len())
+                        .max_utf8_buffer_length(bytes.len())
                         .unwrap_or(bytes.len() * 3 + 16);
                     out.resize(needed, 0);
-                    let (result, _read, written) =
-                        decoder.decode_to_utf8_without_replacement(bytes, out, last);
+                    let (_, _, written, replaced) = decoder.decode_to_utf8(bytes, out, last);
                     out.truncate(written);
-                    if let DecoderResult::Malformed(..) = result {
-                        return Err(Error::MalformedText {
-                            message: format!(
-                                "the file is not valid {} text (near byte {} of the decoded text)",
-                                self.encoding().as_str(),
-                                self.text_bytes + written as u64
-                            ),
-                        });
+                    if replaced && self.malformed.is_none() {
+                        self.malformed = Some(format!(
+                            "the file is not valid {} text (near byte {} of the decoded text)",
+                            self.encoding().as_str(),
+                            self.text_bytes + written as u64
+                        ));
                     }
                 }
             }

@@ -5,45 +5,59 @@
 //! No AWS types appear here: the Lambda and the CLI bring the stream and the sink.
 //!
 //! Steps: detect compression and encoding, sample the first MiB to find the delimiter and
-//! header (and types, for a dataset without contract), then split records incrementally,
-//! validate each row into typed Arrow columns, and write silver Parquet. Parquet is
-//! committed only after the whole file is judged: above the contract's reject threshold,
-//! nothing but the reject log and the manifest is written.
+//! header (and a first guess at the types, for a dataset without contract), then split
+//! records incrementally, validate each row into typed Arrow columns, and write silver
+//! Parquet. Parquet is committed only after the whole file is judged: above the contract's
+//! reject threshold, nothing but the reject log and the manifest is written.
+//!
+//! Nothing is lost or altered without a trace, whatever the bytes: every physical record
+//! is counted (`rows_read = rows_written + rows_rejected`, also for a file rejected
+//! half-way); malformed records (unclosed or misplaced quotes, past the size limits) are
+//! rejected with their reason; a sniffed type that a later value does not fit widens and
+//! the file is read again, so no value is reparsed into something else. Memory is bounded
+//! by the budget and the record limits, spill by its own limit, and every upload is
+//! committed or aborted explicitly on every path.
 
 mod columns;
 mod input;
 mod output;
+mod plan;
 mod records;
+mod rows;
+mod sniff;
 mod values;
 
-use std::{path::PathBuf, time::Instant};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 pub use columns::{INGESTED_AT, SOURCE_KEY, SOURCE_ROW, TENANT_ID};
-pub use input::{ByteSource, Compression, DetectedEncoding};
+pub use input::{ByteSource, Compression, DetectedEncoding, FileInput, Input, OpenedInput};
 
 use self::{
     columns::{FieldRules, Lineage, NullTokens, RowBatcher},
     input::TextReader,
-    output::{ParquetSeries, PartitionedWriter, Partitioner, RejectLog, SilverWriter},
-    records::{Record, RecordSplitter},
+    output::{
+        ParquetSeries, PartitionedWriter, Partitioner, RejectLog, SilverWriter, abort_quietly,
+    },
+    plan::{Plan, SAMPLE_BYTES, Sample},
+    records::{RecordLimits, RecordSplitter},
+    rows::{Mode, RowSink},
+    sniff::ColumnSniffer,
 };
 use crate::{
-    contract::{self, ColumnSpec, Contract, TextEncoding},
+    contract::{self, Contract, Limits, TextEncoding},
     error::{Error, Result},
     manifest::{MANIFEST_VERSION, Manifest, ManifestFile, SourceSummary, Status, Timings},
     naming,
     storage::ObjectSink,
 };
 
-/// Text sampled before conversion starts, to sniff the delimiter, header and types.
-const SAMPLE_BYTES: usize = 1 << 20;
-/// Rows used to sniff column types of a dataset without a contract.
-const SNIFF_ROWS: usize = 1000;
-/// Rows between checks of a batch's byte size.
-const SIZE_CHECK_ROWS: usize = 1024;
+/// Column names the silver schema keeps for itself; a CSV column with one of them is
+/// renamed (`_csv_tenant_id`), so a file can never shadow the tenant or the lineage.
+pub const RESERVED_COLUMNS: [&str; 4] = [TENANT_ID, SOURCE_KEY, SOURCE_ROW, INGESTED_AT];
 
 /// Resource limits and output tuning.
 #[derive(Debug, Clone)]
@@ -62,6 +76,11 @@ pub struct ConvertSettings {
     pub spill_dir: PathBuf,
     /// Bytes handed to an upload at a time (S3 parts must be at least 5 MiB).
     pub upload_chunk_bytes: usize,
+    /// Most bytes partitioning may spill; a file that needs more is rejected.
+    pub max_spill_bytes: u64,
+    /// When to give up (the Lambda's deadline margin): the conversion stops between
+    /// chunks and partitions and aborts its uploads itself.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ConvertSettings {
@@ -74,6 +93,8 @@ impl Default for ConvertSettings {
             zstd_level: 3,
             spill_dir: std::env::temp_dir(),
             upload_chunk_bytes: 8 << 20,
+            max_spill_bytes: 4 << 30,
+            deadline: None,
         }
     }
 }
@@ -92,6 +113,17 @@ impl ConvertSettings {
     pub fn with_target_file_bytes(mut self, bytes: usize) -> Self {
         self.target_file_bytes = bytes;
         self
+    }
+
+    /// The record limits in force: the contract's, with records capped at an eighth of the
+    /// memory budget (a record is held by the splitter, its batch and its page at once).
+    pub fn record_limits(&self, limits: Limits) -> RecordLimits {
+        let record = limits.max_record_bytes.min(self.memory_budget / 8).max(1);
+        RecordLimits {
+            max_field_bytes: limits.max_field_bytes.min(record),
+            max_record_bytes: record,
+            max_fields: limits.max_columns,
+        }
     }
 
     /// Bytes of partitioned batches held before spilling.
@@ -115,17 +147,15 @@ pub struct SourceInfo {
 }
 
 impl SourceInfo {
-    /// An S3 object, identified by bucket, key, ETag and version (the same for the Lambda
-    /// and the CLI, so both write the same keys for the same object).
-    pub fn s3(bucket: &str, key: &str, etag: &str, version_id: Option<&str>) -> Self {
+    /// An S3 object, identified by bucket, key and ETag (the same for the Lambda and the
+    /// CLI, so both write the same keys for the same object). The version id is left out:
+    /// on a versioned bucket the same bytes uploaded again are a new version with the same
+    /// ETag, and must not be loaded twice. (The empty fourth part keeps the fingerprints of
+    /// objects converted before this rule unchanged.)
+    pub fn s3(bucket: &str, key: &str, etag: &str) -> Self {
         SourceInfo {
             key: format!("s3://{bucket}/{key}"),
-            fingerprint: fingerprint(&[
-                bucket,
-                key,
-                etag.trim_matches('"'),
-                version_id.unwrap_or(""),
-            ]),
+            fingerprint: fingerprint(&[bucket, key, etag.trim_matches('"'), ""]),
         }
     }
 }
@@ -189,31 +219,26 @@ pub struct Converter {
     settings: ConvertSettings,
 }
 
-/// Why a conversion stopped before the end of the input.
+/// Why a read of the input stopped short of silver files.
 enum Stop {
     /// The file as a whole is unacceptable.
     Reject(String),
+    /// A sniffed column had to widen: read again with these types.
+    Widen(Vec<ColumnSniffer>),
     /// An operational failure.
     Fail(Error),
 }
 
 impl From<Error> for Stop {
     fn from(error: Error) -> Self {
-        match error {
-            Error::MalformedText { message } => Stop::Reject(message),
-            other => Stop::Fail(other),
-        }
+        Stop::Fail(error)
     }
 }
 
-/// What the first MiB told us.
-struct Plan {
-    delimiter: u8,
-    columns: Vec<ColumnSpec>,
-    sources: Vec<Option<usize>>,
-    header_width: usize,
-    missing: Vec<String>,
-    extra: Vec<String>,
+/// How one read of the input ended.
+enum Pass {
+    Finished(Manifest),
+    Widened(Vec<ColumnSniffer>),
 }
 
 impl Converter {
@@ -256,61 +281,43 @@ impl Converter {
         self
     }
 
+    /// Stops the conversion cleanly (uploads aborted, an [`Error::Deadline`]) at `at`.
+    pub fn with_deadline(mut self, at: Instant) -> Self {
+        self.settings.deadline = Some(at);
+        self
+    }
+
     pub fn keys(&self) -> OutputKeys {
         OutputKeys::new(&self.tenant, &self.dataset, &self.source)
     }
 
     /// Converts `input`, writes silver files, rejects and the manifest to `sink`, and returns
-    /// the manifest. `Err` means an operational failure (nothing committed but what the
-    /// sink already had); a bad file is an `Ok` manifest with status `rejected`.
-    pub async fn run(&self, input: ByteSource, sink: &dyn ObjectSink) -> Result<Manifest> {
-        let started = Instant::now();
-        let keys = self.keys();
-        let mut manifest = self.empty_manifest();
-        let (decompressed, compression) = input::decompress(input).await?;
-        manifest.source.compression = Some(compression.as_str().to_string());
-        let declared = self
-            .contract
-            .as_ref()
-            .map_or(TextEncoding::default(), |c| c.encoding);
-        let mut text = TextReader::new(decompressed, declared);
-        let mut rejects = RejectLog::new(keys.rejects.clone());
-
-        let outcome = self
-            .convert(&mut text, sink, &keys, &mut manifest, &mut rejects)
-            .await;
-        manifest.source.encoding = Some(text.encoding().as_str().to_string());
-        manifest.source.text_bytes = text.text_bytes();
-        manifest.timings.convert_ms = started.elapsed().as_millis() as u64;
-
-        let finalize_started = Instant::now();
-        let files = match outcome {
-            Ok(writer) => {
-                self.judge(writer, sink, &keys, &mut manifest, &rejects)
-                    .await?
+    /// the manifest. `Err` means an operational failure (every upload aborted; nothing
+    /// committed but what the sink already had); a bad file is an `Ok` manifest with status
+    /// `rejected`. A file without a contract whose sniffed types widen is read twice.
+    pub async fn run(&self, input: &dyn Input, sink: &dyn ObjectSink) -> Result<Manifest> {
+        let started = std::time::Instant::now();
+        let mut manifest = match self.pass(input.open().await?, sink, None).await? {
+            Pass::Finished(manifest) => manifest,
+            Pass::Widened(sniffers) => {
+                tracing::info!("a sniffed column type widened; reading the file again");
+                match self.pass(input.open().await?, sink, Some(sniffers)).await? {
+                    Pass::Finished(manifest) => manifest,
+                    Pass::Widened(_) => {
+                        return Err(Error::invalid(
+                            "input",
+                            "its column types changed between two reads of the same object",
+                        ));
+                    }
+                }
             }
-            Err(Stop::Reject(reason)) => {
-                manifest.status = Status::Rejected;
-                manifest.reason = Some(reason);
-                Vec::new()
-            }
-            Err(Stop::Fail(error)) => return Err(error),
         };
-        manifest.files = files;
-        manifest.rows_invalid = rejects.count();
-        manifest.rejects = rejects.commit(sink).await?;
-        manifest.rows_written = manifest.files.iter().map(|f| f.rows).sum();
-        manifest.rows_rejected = manifest.rows_read - manifest.rows_written;
-        manifest.partitions = manifest
-            .files
-            .iter()
-            .filter_map(|f| f.partition.clone())
-            .collect();
-        manifest.partitions.dedup();
-        manifest.timings.finalize_ms = finalize_started.elapsed().as_millis() as u64;
         manifest.timings.total_ms = started.elapsed().as_millis() as u64;
-        sink.put(&keys.manifest, serde_json::to_vec_pretty(&manifest)?.into())
-            .await?;
+        sink.put(
+            &self.keys().manifest,
+            serde_json::to_vec_pretty(&manifest)?.into(),
+        )
+        .await?;
         tracing::info!(
             status = ?manifest.status,
             rows_read = manifest.rows_read,
@@ -320,6 +327,61 @@ impl Converter {
             "converted"
         );
         Ok(manifest)
+    }
+
+    /// One read of the input, to silver files and a manifest, or to wider types.
+    async fn pass(
+        &self,
+        raw: ByteSource,
+        sink: &dyn ObjectSink,
+        widened: Option<Vec<ColumnSniffer>>,
+    ) -> Result<Pass> {
+        let started = std::time::Instant::now();
+        let keys = self.keys();
+        let mut manifest = self.empty_manifest();
+        let (decompressed, compression) = input::decompress(raw).await?;
+        manifest.source.compression = Some(compression.as_str().to_string());
+        let declared = self
+            .contract
+            .as_ref()
+            .map_or(TextEncoding::default(), |c| c.encoding);
+        let mut text = TextReader::new(decompressed, declared);
+        let mut rejects = RejectLog::new(keys.rejects.clone());
+        let outcome = self
+            .convert(&mut text, sink, &keys, &mut manifest, &mut rejects, widened)
+            .await;
+        manifest.source.encoding = Some(text.encoding().as_str().to_string());
+        manifest.source.text_bytes = text.text_bytes();
+        manifest.timings.convert_ms = started.elapsed().as_millis() as u64;
+        let finalize_started = std::time::Instant::now();
+        let files = match outcome {
+            Ok(writer) => {
+                self.judge(writer, sink, &keys, &mut manifest, &rejects)
+                    .await
+            }
+            Err(Stop::Reject(reason)) => {
+                manifest.status = Status::Rejected;
+                manifest.reason = Some(reason);
+                Ok(Vec::new())
+            }
+            Err(Stop::Widen(sniffers)) => {
+                rejects.abort().await;
+                return Ok(Pass::Widened(sniffers));
+            }
+            Err(Stop::Fail(error)) => Err(error),
+        };
+        let files = match files {
+            Ok(files) => files,
+            Err(error) => {
+                rejects.abort().await;
+                return Err(error);
+            }
+        };
+        manifest.rows_invalid = rejects.count();
+        manifest.rejects = rejects.commit(sink).await?;
+        manifest.record_files(files);
+        manifest.timings.finalize_ms = finalize_started.elapsed().as_millis() as u64;
+        Ok(Pass::Finished(manifest))
     }
 
     fn empty_manifest(&self) -> Manifest {
@@ -354,7 +416,8 @@ impl Converter {
         }
     }
 
-    /// Reads the whole input into silver writers; rows are counted in `manifest`.
+    /// Reads the whole input into a silver writer; rows are counted in `manifest` however
+    /// the read ends.
     async fn convert(
         &self,
         text: &mut TextReader,
@@ -362,35 +425,120 @@ impl Converter {
         keys: &OutputKeys,
         manifest: &mut Manifest,
         rejects: &mut RejectLog,
+        widened: Option<Vec<ColumnSniffer>>,
     ) -> Result<SilverWriter, Stop> {
-        if self.contract.is_none() && self.strict {
-            return Err(Stop::Reject(format!(
-                "dataset {:?} has no contract and strict mode is on",
-                self.dataset
-            )));
-        }
-        let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-        let mut chunk = Vec::new();
-        let mut eof = false;
-        while sample.len() < SAMPLE_BYTES {
-            text.next_chunk(&mut chunk).await?;
-            if chunk.is_empty() {
-                eof = true;
-                break;
-            }
-            sample.extend_from_slice(&chunk);
-        }
+        let (sample, mut eof) = read_sample(text).await?;
         if sample.is_empty() {
             return Err(Stop::Reject("the file is empty (no header row)".into()));
         }
-        let plan = self.plan(&sample, eof, text.needs_validation())?;
-        manifest.source.delimiter = Some((plan.delimiter as char).to_string());
-        manifest.columns = plan.columns.clone();
-        manifest.missing_columns = plan.missing.clone();
-        manifest.extra_columns = plan.extra.clone();
+        let limits = self.record_limits();
+        let view = Sample {
+            text: &sample,
+            complete: eof,
+            validate_utf8: text.needs_validation(),
+        };
+        let delimiter = plan::delimiter(self.contract.as_ref(), &view, limits);
+        manifest.source.delimiter = Some((delimiter as char).to_string());
+        let (mut writer, mut rows) = match self.plan(&view, delimiter, limits, widened) {
+            Ok(plan) => {
+                manifest.columns = plan.columns.clone();
+                manifest.missing_columns = plan.missing.clone();
+                manifest.extra_columns = plan.extra.clone();
+                let writer = self.writer(&plan, keys)?;
+                (
+                    Some(writer),
+                    self.row_sink(Some(plan), rejects, view.validate_utf8),
+                )
+            }
+            Err(reason) => {
+                let mut rows = self.row_sink(None, rejects, false);
+                rows.switch(Mode::Counting(reason));
+                (None, rows)
+            }
+        };
+        let mut splitter = RecordSplitter::new(delimiter, limits);
+        let mut pending = sample;
+        let mut chunk = Vec::new();
+        let read = async {
+            loop {
+                if let Some(reason) = text.malformed() {
+                    rows.switch(Mode::Counting(reason.to_string()));
+                }
+                splitter.feed(&pending, eof, |record| rows.on_record(record))?;
+                if eof {
+                    rows.finish()?;
+                }
+                self.settle(&mut rows, &mut writer, sink, eof).await?;
+                if eof {
+                    return Ok::<_, Error>(());
+                }
+                check_deadline(self.settings.deadline, "reading the file")?;
+                text.next_chunk(&mut chunk).await?;
+                eof = chunk.is_empty();
+                std::mem::swap(&mut pending, &mut chunk);
+            }
+        }
+        .await;
+        manifest.rows_read = rows.rows_read;
+        manifest.spilled_bytes = writer.as_ref().map_or(0, SilverWriter::spilled_bytes);
+        if let Err(error) = read {
+            if let Some(writer) = writer {
+                abort_quietly(writer.abort().await);
+            }
+            return Err(Stop::Fail(error));
+        }
+        match (rows.mode().clone(), writer) {
+            (Mode::Converting, Some(writer)) => Ok(writer),
+            (Mode::Widening, _) => Err(Stop::Widen(
+                rows.batcher
+                    .as_ref()
+                    .map(RowBatcher::sniffers)
+                    .unwrap_or_default(),
+            )),
+            (Mode::Counting(reason), _) => Err(Stop::Reject(reason)),
+            (Mode::Converting, None) => Err(Stop::Fail(Error::invalid(
+                "conversion",
+                "rows were converted without a writer",
+            ))),
+        }
+    }
 
-        let mut writer = self.writer(&plan, keys)?;
+    /// The plan for this file, or why it cannot be converted.
+    fn plan(
+        &self,
+        sample: &Sample<'_>,
+        delimiter: u8,
+        limits: RecordLimits,
+        widened: Option<Vec<ColumnSniffer>>,
+    ) -> Result<Plan, String> {
+        if self.contract.is_none() && self.strict {
+            return Err(format!(
+                "dataset {:?} has no contract and strict mode is on",
+                self.dataset
+            ));
+        }
         let rules = self.field_rules();
+        plan::plan(
+            self.contract.as_ref(),
+            sample,
+            delimiter,
+            limits,
+            &rules,
+            widened,
+        )
+    }
+
+    /// The row sink for a plan (or for counting only, without one).
+    fn row_sink<'r>(
+        &self,
+        plan: Option<Plan>,
+        rejects: &'r mut RejectLog,
+        validate_utf8: bool,
+    ) -> RowSink<'r> {
+        let batch = (self.settings.batch_rows, self.settings.batch_bytes);
+        let Some(plan) = plan else {
+            return RowSink::new(None, rejects, Mode::Converting, Vec::new(), false, batch);
+        };
         let lineage = Lineage {
             tenant_id: self.tenant.clone(),
             source_key: self.source.key.clone(),
@@ -398,147 +546,63 @@ impl Converter {
         };
         let batcher = RowBatcher::new(
             &plan.columns,
-            plan.sources.clone(),
-            plan.header_width,
-            &rules,
+            plan.sources,
+            plan.header.len(),
+            &self.field_rules(),
             &lineage,
-            self.settings.batch_rows,
+            plan.sniffers,
+            batch,
         );
-        let mut rows = RowSink {
-            batcher,
+        RowSink::new(
+            Some(batcher),
             rejects,
-            ready: Vec::new(),
-            rows_read: 0,
-            header_seen: false,
-            validate_utf8: text.needs_validation(),
-            settings: &self.settings,
-        };
-        let mut splitter = RecordSplitter::new(plan.delimiter);
-        let mut pending = sample;
-        let result = loop {
-            let fed = splitter.feed(&pending, eof, |record| rows.on_record(record));
-            if let Err(stop) = fed {
-                break Err(stop);
-            }
-            if eof && rows.batcher.rows() > 0 {
-                match rows.batcher.finish_batch() {
-                    Ok(batch) => rows.ready.push(batch),
-                    Err(e) => break Err(Stop::Fail(e)),
-                }
-            }
-            if let Err(e) = rows.drain(&mut writer, sink, eof).await {
-                break Err(Stop::Fail(e));
-            }
-            if eof {
-                break Ok(());
-            }
-            if let Err(stop) = text.next_chunk(&mut chunk).await {
-                break Err(stop.into());
-            }
-            eof = chunk.is_empty();
-            std::mem::swap(&mut pending, &mut chunk);
-        };
-        manifest.rows_read = rows.rows_read;
-        manifest.spilled_bytes = writer.spilled_bytes();
-        match result {
-            Ok(()) => Ok(writer),
-            Err(stop) => {
-                writer.abort().await.map_err(Stop::Fail)?;
-                Err(stop)
-            }
-        }
+            Mode::Converting,
+            plan.header,
+            validate_utf8,
+            batch,
+        )
     }
 
-    /// Decides the delimiter and the column mapping from the sample.
-    fn plan(&self, sample: &[u8], complete: bool, validate_utf8: bool) -> Result<Plan, Stop> {
-        let delimiter = match self.contract.as_ref().and_then(|c| c.delimiter) {
-            Some(delimiter) => delimiter as u8,
-            None => records::sniff_delimiter(sample, complete),
-        };
-        let sampled = records::sample_records(sample, complete, delimiter, SNIFF_ROWS + 1);
-        let Some(header) = sampled.first() else {
-            return Err(Stop::Reject(format!(
-                "no complete header row in the first {} KiB",
-                SAMPLE_BYTES >> 10
-            )));
-        };
-        if validate_utf8
-            && header
-                .iter()
-                .any(|f| simdutf8::basic::from_utf8(f).is_err())
-        {
-            return Err(Stop::Reject(not_utf8("the header row")));
-        }
-        let names =
-            naming::normalise_headers(header.iter().map(|f| std::str::from_utf8(f).unwrap_or("")));
-        let header_width = names.len();
-        let Some(contract) = &self.contract else {
-            let rules = self.field_rules();
-            let types = records::sniff_types(&sampled[1..], header_width, |v| {
-                rules.null_tokens.is_null(v)
-            });
-            let columns = names
-                .iter()
-                .zip(types)
-                .map(|(name, column_type)| ColumnSpec {
-                    name: name.clone(),
-                    column_type,
-                    nullable: true,
-                    format: None,
-                })
-                .collect();
-            return Ok(Plan {
-                delimiter,
-                columns,
-                sources: (0..header_width).map(Some).collect(),
-                header_width,
-                missing: Vec::new(),
-                extra: Vec::new(),
-            });
-        };
-        let position = |name: &str| names.iter().position(|n| n == name);
-        let missing: Vec<String> = contract
-            .columns
-            .iter()
-            .filter(|c| position(&c.name).is_none())
-            .map(|c| c.name.clone())
-            .collect();
-        let missing_required: Vec<&str> = contract
-            .columns
-            .iter()
-            .filter(|c| !c.nullable && missing.contains(&c.name))
-            .map(|c| c.name.as_str())
-            .collect();
-        if !missing_required.is_empty() {
-            return Err(Stop::Reject(format!(
-                "required column(s) missing from the header: {} (header has: {})",
-                missing_required.join(", "),
-                names.join(", ")
-            )));
-        }
-        let mut columns = contract.columns.clone();
-        let mut sources: Vec<Option<usize>> = columns.iter().map(|c| position(&c.name)).collect();
-        let mut extra = Vec::new();
-        for (index, name) in names.iter().enumerate() {
-            if contract.column(name).is_none() && name != TENANT_ID {
-                extra.push(name.clone());
-                columns.push(ColumnSpec {
-                    name: name.clone(),
-                    column_type: crate::contract::ColumnType::String,
-                    nullable: true,
-                    format: None,
-                });
-                sources.push(Some(index));
+    /// After each chunk: drops the outputs of a mode change, hands finished batches to the
+    /// writer (a spill past its limit rejects the file) and uploads reject lines.
+    async fn settle(
+        &self,
+        rows: &mut RowSink<'_>,
+        writer: &mut Option<SilverWriter>,
+        sink: &dyn ObjectSink,
+        eof: bool,
+    ) -> Result<()> {
+        if let Some(active) = writer.as_mut() {
+            for batch in std::mem::take(&mut rows.ready) {
+                match active.push(sink, batch).await {
+                    Ok(()) => {}
+                    Err(Error::Limit(reason)) => {
+                        rows.switch(Mode::Counting(reason));
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
-        Ok(Plan {
-            delimiter,
-            columns,
-            sources,
-            header_width,
-            missing,
-            extra,
-        })
+        if rows.take_change() {
+            if let Some(void) = writer.take() {
+                void.abort().await?;
+            }
+            if *rows.mode() == Mode::Widening {
+                rows.rejects.abort().await;
+            }
+        }
+        rows.rejects
+            .drain(sink, self.settings.upload_chunk_bytes, eof)
+            .await
+    }
+
+    fn record_limits(&self) -> RecordLimits {
+        let limits = self
+            .contract
+            .as_ref()
+            .map_or_else(Limits::default, |c| c.limits);
+        self.settings.record_limits(limits)
     }
 
     fn field_rules(&self) -> FieldRules {
@@ -632,6 +696,30 @@ impl Converter {
     }
 }
 
+/// Reads up to [`SAMPLE_BYTES`] of text; true when that was the whole input.
+async fn read_sample(text: &mut TextReader) -> Result<(Vec<u8>, bool)> {
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    let mut chunk = Vec::new();
+    while sample.len() < SAMPLE_BYTES {
+        text.next_chunk(&mut chunk).await?;
+        if chunk.is_empty() {
+            return Ok((sample, true));
+        }
+        sample.extend_from_slice(&chunk);
+    }
+    Ok((sample, false))
+}
+
+/// [`Error::Deadline`] once `deadline` has passed.
+fn check_deadline(deadline: Option<Instant>, doing: &str) -> Result<()> {
+    match deadline {
+        Some(at) if Instant::now() >= at => Err(Error::Deadline(format!(
+            "stopped {doing} at the deadline margin; every upload was aborted"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parquet keeps microseconds; the manifest must show the same instant.
 fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
@@ -642,62 +730,4 @@ fn not_utf8(what: &str) -> String {
         "{what} is not valid UTF-8; if the file is a Windows export, declare \
          encoding = \"windows-1252\" in the dataset's contract"
     )
-}
-
-/// Receives records from the splitter: validates them into batches or the reject log.
-struct RowSink<'a> {
-    batcher: RowBatcher,
-    rejects: &'a mut RejectLog,
-    ready: Vec<arrow_array::RecordBatch>,
-    rows_read: u64,
-    header_seen: bool,
-    validate_utf8: bool,
-    settings: &'a ConvertSettings,
-}
-
-impl RowSink<'_> {
-    fn on_record(&mut self, record: Record<'_>) -> Result<(), Stop> {
-        if !self.header_seen {
-            self.header_seen = true;
-            return Ok(());
-        }
-        self.rows_read += 1;
-        let row = self.rows_read as i64;
-        if self.validate_utf8 && simdutf8::basic::from_utf8(record.bytes()).is_err() {
-            return Err(Stop::Reject(not_utf8(&format!("row {row}"))));
-        }
-        match self
-            .batcher
-            .push_record(row, record.len(), |i| record.field(i))
-        {
-            Ok(()) => {
-                let rows = self.batcher.rows();
-                let full = rows >= self.settings.batch_rows
-                    || (rows.is_multiple_of(SIZE_CHECK_ROWS)
-                        && self.batcher.buffered_bytes() >= self.settings.batch_bytes);
-                if full {
-                    self.ready.push(self.batcher.finish_batch()?);
-                }
-            }
-            Err(error) => {
-                self.rejects
-                    .push(row, error.column.as_deref(), &error.reason, record.fields())?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn drain(
-        &mut self,
-        writer: &mut SilverWriter,
-        sink: &dyn ObjectSink,
-        force: bool,
-    ) -> Result<()> {
-        for batch in self.ready.drain(..) {
-            writer.push(sink, batch).await?;
-        }
-        self.rejects
-            .drain(sink, self.settings.upload_chunk_bytes, force)
-            .await
-    }
 }

@@ -166,22 +166,39 @@ impl ParquetSeries {
         Ok(())
     }
 
+    /// Closes the open file; if that fails, its upload is aborted.
     async fn close_current(&mut self) -> Result<()> {
-        if let Some(mut file) = self.current.take() {
-            let rest = file.writer.into_inner()?;
-            file.upload.write(Bytes::from(rest)).await?;
-            self.written.push(WrittenFile {
-                upload: file.upload,
-                partition: self.partition.clone(),
-                rows: file.rows,
-            });
+        let Some(file) = self.current.take() else {
+            return Ok(());
+        };
+        let mut upload = file.upload;
+        let closed = match file.writer.into_inner() {
+            Ok(rest) => upload.write(Bytes::from(rest)).await,
+            Err(error) => Err(error.into()),
+        };
+        match closed {
+            Ok(()) => {
+                self.written.push(WrittenFile {
+                    upload,
+                    partition: self.partition.clone(),
+                    rows: file.rows,
+                });
+                Ok(())
+            }
+            Err(error) => {
+                abort_quietly(upload.abort().await);
+                Err(error)
+            }
         }
-        Ok(())
     }
 
-    /// Closes the open file and hands over every file of the series.
+    /// Closes the open file and hands over every file of the series (or, if closing
+    /// fails, aborts them all).
     pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        self.close_current().await?;
+        if let Err(error) = self.close_current().await {
+            abort_quietly(abort_all(self.written).await);
+            return Err(error);
+        }
         Ok(self.written)
     }
 
@@ -202,20 +219,34 @@ pub async fn abort_all(files: Vec<WrittenFile>) -> Result<()> {
     Ok(())
 }
 
-/// Commits written files and describes them for the manifest.
+/// Commits written files and describes them for the manifest. If one commit fails, the
+/// files not yet committed are aborted before the error is returned.
 pub async fn commit_all(files: Vec<WrittenFile>) -> Result<Vec<ManifestFile>> {
     let mut committed = Vec::with_capacity(files.len());
-    for file in files {
-        let stored = file.upload.commit().await?;
-        committed.push(ManifestFile {
-            key: stored.key,
-            uri: stored.uri,
-            partition: file.partition,
-            rows: file.rows,
-            bytes: stored.bytes,
-        });
+    let mut files = files.into_iter();
+    while let Some(file) = files.next() {
+        match file.upload.commit().await {
+            Ok(stored) => committed.push(ManifestFile {
+                key: stored.key,
+                uri: stored.uri,
+                partition: file.partition,
+                rows: file.rows,
+                bytes: stored.bytes,
+            }),
+            Err(error) => {
+                abort_quietly(abort_all(files.collect()).await);
+                return Err(error);
+            }
+        }
     }
     Ok(committed)
+}
+
+/// Logs a failed clean-up: the error that caused it is the one to report.
+pub fn abort_quietly(outcome: Result<()>) {
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "an upload could not be aborted; the bucket's lifecycle rule removes it");
+    }
 }
 
 /// How rows map to Hive partitions.
@@ -282,6 +313,8 @@ pub struct PartitionedWriter {
     limit: usize,
     spill: Option<SpillFile>,
     spill_dir: std::path::PathBuf,
+    max_spill_bytes: u64,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl PartitionedWriter {
@@ -294,6 +327,8 @@ impl PartitionedWriter {
             limit: settings.buffer_limit(),
             spill: None,
             spill_dir: settings.spill_dir.clone(),
+            max_spill_bytes: settings.max_spill_bytes,
+            deadline: settings.deadline,
         }
     }
 
@@ -358,7 +393,9 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Moves every buffered batch to the spill file.
+    /// Moves every buffered batch to the spill file. Past the spill limit the file is
+    /// refused ([`Error::Limit`]): a small compressed file can expand without bound, the
+    /// disk cannot.
     fn spill_all(&mut self) -> Result<()> {
         let spill = match &mut self.spill {
             Some(spill) => spill,
@@ -372,6 +409,13 @@ impl PartitionedWriter {
             }
         }
         self.buffered_bytes = 0;
+        if spill.len > self.max_spill_bytes {
+            return Err(Error::Limit(format!(
+                "partitioning the file needs more than the {} MiB of spill space allowed \
+                 (SNOWCAST_MAX_SPILL_MB)",
+                self.max_spill_bytes >> 20
+            )));
+        }
         Ok(())
     }
 
@@ -388,6 +432,7 @@ impl PartitionedWriter {
         let mut files = Vec::new();
         let partitions = std::mem::take(&mut self.partitions);
         for (key, buffer) in partitions {
+            super::check_deadline(self.deadline, "writing partitions")?;
             let mut series = make_series(self.partitioner.directory(key));
             match self.replay(sink, &mut series, buffer).await {
                 Ok(()) => files.extend(commit_all(series.finish().await?).await?),
@@ -507,7 +552,10 @@ impl SilverWriter {
 
 /// Bad rows with their reasons, as JSON lines:
 /// `{"row": 12, "column": "units", "reason": "...", "fields": ["...", ...]}`.
-/// The fields are the record as parsed, so a fixed file can be rebuilt from the log.
+/// The fields are the record as parsed, so a fixed file can be rebuilt from the log. A
+/// record that is malformed (an unclosed quote, past a size limit) keeps only a preview of
+/// its fields (`"truncated": true`), and one that stands for several physical records (an
+/// unclosed quote swallows the lines after it) says which with `"last_row"`.
 pub struct RejectLog {
     key: String,
     upload: Option<Box<dyn ObjectUpload>>,
@@ -515,12 +563,33 @@ pub struct RejectLog {
     count: u64,
 }
 
+/// One rejected record.
+pub struct Rejected<'a, F> {
+    /// Row number of the record (1 = first data row).
+    pub row: i64,
+    /// Physical records it stands for (usually 1).
+    pub rows: u64,
+    pub column: Option<&'a str>,
+    pub reason: &'a str,
+    pub fields: F,
+    /// Keep only a preview of the fields.
+    pub preview: bool,
+}
+
+/// Fields and bytes per field kept in a preview.
+const PREVIEW_FIELDS: usize = 32;
+const PREVIEW_BYTES: usize = 1024;
+
 #[derive(serde::Serialize)]
 struct RejectLine<'a> {
     row: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_row: Option<i64>,
     column: Option<&'a str>,
     reason: &'a str,
     fields: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 impl RejectLog {
@@ -533,27 +602,36 @@ impl RejectLog {
         }
     }
 
+    /// Rows rejected so far.
     pub fn count(&self) -> u64 {
         self.count
     }
 
-    /// Records one bad row (in memory until the next [`RejectLog::drain`]).
+    /// Records one bad record (in memory until the next [`RejectLog::drain`]).
     pub fn push<'f>(
         &mut self,
-        row: i64,
-        column: Option<&str>,
-        reason: &str,
-        fields: impl Iterator<Item = &'f [u8]>,
+        rejected: Rejected<'_, impl Iterator<Item = &'f [u8]>>,
     ) -> Result<()> {
+        let fields: Vec<_> = if rejected.preview {
+            rejected
+                .fields
+                .take(PREVIEW_FIELDS)
+                .map(|f| String::from_utf8_lossy(&f[..f.len().min(PREVIEW_BYTES)]))
+                .collect()
+        } else {
+            rejected.fields.map(String::from_utf8_lossy).collect()
+        };
         let line = RejectLine {
-            row,
-            column,
-            reason,
-            fields: fields.map(String::from_utf8_lossy).collect(),
+            row: rejected.row,
+            last_row: (rejected.rows > 1).then(|| rejected.row + rejected.rows as i64 - 1),
+            column: rejected.column,
+            reason: rejected.reason,
+            fields,
+            truncated: rejected.preview,
         };
         serde_json::to_writer(&mut self.buffer, &line)?;
         self.buffer.push(b'\n');
-        self.count += 1;
+        self.count += rejected.rows;
         Ok(())
     }
 
@@ -578,10 +656,22 @@ impl RejectLog {
 
     /// Commits the log if any row was rejected; returns its location.
     pub async fn commit(mut self, sink: &dyn ObjectSink) -> Result<Option<String>> {
-        self.drain(sink, 0, true).await?;
+        if let Err(error) = self.drain(sink, 0, true).await {
+            self.abort().await;
+            return Err(error);
+        }
         match self.upload {
             Some(upload) => Ok(Some(upload.commit().await?.uri)),
             None => Ok(None),
+        }
+    }
+
+    /// Forgets every line and aborts the upload, if one started.
+    pub async fn abort(&mut self) {
+        self.buffer.clear();
+        self.count = 0;
+        if let Some(upload) = self.upload.take() {
+            abort_quietly(upload.abort().await);
         }
     }
 }

@@ -1,28 +1,96 @@
-//! Incremental RFC 4180 record splitting on top of `csv-core`, plus delimiter and type
-//! sniffing from a sample.
+//! Incremental RFC 4180 record splitting: strict about quotes, bounded in memory.
 //!
-//! Chunks are pushed in; complete records come out through a callback with their fields
-//! unquoted. A record may span any number of chunks.
+//! Chunks are pushed in; records come out through a callback with their fields unquoted. A
+//! record may span any number of chunks. Nothing is repaired silently: text after a
+//! closing quote, a quote left open at the end of the input, and fields, records or field
+//! counts past their limits are reported on the record ([`Malformed`]) so the converter can
+//! reject it with a reason. Past a limit the splitter keeps delimiting the record but stops
+//! storing its bytes, so memory is bounded by the limits whatever the input.
+//!
+//! Grammar: fields are separated by the delimiter, records by `\n`, `\r\n` or `\r`; blank
+//! lines are skipped. A field that starts with `"` is quoted: it ends at a `"` followed by
+//! a delimiter, a line end or the end of the input, and `""` inside it is one quote. A `"`
+//! inside an unquoted field is an ordinary character (`5" screen`).
 
-use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+use memchr::{memchr, memchr2, memchr3};
 
-use crate::contract::ColumnType;
+/// How large a record may be. The splitter delimits records past these limits but only
+/// keeps their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub max_field_bytes: usize,
+    pub max_record_bytes: usize,
+    pub max_fields: usize,
+}
 
-use super::values;
+/// Why a record cannot be a row, whatever its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Text follows the closing quote of a field (`"abc"def`, or `\"` used as an escape).
+    TextAfterQuote { field: usize },
+    /// The input ends inside a quoted field: the quote opened there never closes.
+    UnclosedQuote { field: usize },
+    /// A field is larger than the limit.
+    FieldTooLarge { field: usize, limit: usize },
+    /// The record is larger than the limit.
+    RecordTooLarge { limit: usize },
+    /// The record has more fields than the limit.
+    TooManyFields { limit: usize },
+}
 
-/// Delimiters tried when a contract does not fix one, in order of preference on a tie.
-pub const CANDIDATE_DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+impl Malformed {
+    /// The field at fault, if one is.
+    pub fn field(&self) -> Option<usize> {
+        match *self {
+            Malformed::TextAfterQuote { field }
+            | Malformed::UnclosedQuote { field }
+            | Malformed::FieldTooLarge { field, .. } => Some(field),
+            Malformed::RecordTooLarge { .. } | Malformed::TooManyFields { .. } => None,
+        }
+    }
 
-/// One parsed record: field bytes (unquoted) and their end offsets.
+    /// The reason written to the reject log.
+    pub fn reason(&self, rows: u64) -> String {
+        match *self {
+            Malformed::TextAfterQuote { .. } => "text after the closing quote of a quoted \
+                field (a quote inside a quoted field is written \"\", not \\\")"
+                .into(),
+            Malformed::UnclosedQuote { .. } => format!(
+                "a quoted field opened here never closes: the rest of the input \
+                 ({rows} physical record(s)) was read as one field"
+            ),
+            Malformed::FieldTooLarge { limit, .. } => {
+                format!("field larger than the limit of {limit} bytes")
+            }
+            Malformed::RecordTooLarge { limit } => {
+                format!("record larger than the limit of {limit} bytes")
+            }
+            Malformed::TooManyFields { limit } => {
+                format!("record has more than the limit of {limit} fields")
+            }
+        }
+    }
+}
+
+/// One record: field bytes (unquoted) and their end offsets.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     data: &'a [u8],
     ends: &'a [usize],
+    field_count: usize,
+    rows: u64,
+    malformed: Option<Malformed>,
 }
 
 impl<'a> Record<'a> {
+    /// Fields stored (at most the field limit).
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// Fields the record has, stored or not.
+    pub fn field_count(&self) -> usize {
+        self.field_count
     }
 
     pub fn field(&self, index: usize) -> &'a [u8] {
@@ -30,7 +98,7 @@ impl<'a> Record<'a> {
         &self.data[start..self.ends[index]]
     }
 
-    /// All field bytes back to back (for validating the record at once).
+    /// All stored field bytes back to back (for validating the record at once).
     pub fn bytes(&self) -> &'a [u8] {
         self.data
     }
@@ -38,25 +106,64 @@ impl<'a> Record<'a> {
     pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         (0..self.len()).map(|i| self.field(i))
     }
+
+    /// Physical records this record stands for: 1, or for an unclosed quote, the record
+    /// plus every non-blank line it swallowed.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn malformed(&self) -> Option<Malformed> {
+        self.malformed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between records: line ends here are blank lines.
+    RecordStart,
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: it closes the field or, doubled, is a quote.
+    QuoteInQuoted,
 }
 
 /// Splits pushed text into records.
 pub struct RecordSplitter {
-    reader: Reader,
-    out: Vec<u8>,
+    delimiter: u8,
+    limits: RecordLimits,
+    state: State,
+    data: Vec<u8>,
     ends: Vec<usize>,
-    out_len: usize,
-    ends_len: usize,
+    field_count: usize,
+    /// Offset in `data` where the current field's stored bytes begin.
+    field_start: usize,
+    /// Bytes of the current field and record seen, stored or not.
+    field_bytes: usize,
+    record_bytes: usize,
+    malformed: Option<Malformed>,
+    /// Non-blank lines after the opening quote of the current quoted field.
+    lines_in_quote: u64,
+    /// Inside a quoted field, the last byte seen ended a line.
+    at_line_end: bool,
 }
 
 impl RecordSplitter {
-    pub fn new(delimiter: u8) -> Self {
+    pub fn new(delimiter: u8, limits: RecordLimits) -> Self {
         RecordSplitter {
-            reader: ReaderBuilder::new().delimiter(delimiter).build(),
-            out: vec![0; 64 * 1024],
-            ends: vec![0; 64],
-            out_len: 0,
-            ends_len: 0,
+            delimiter,
+            limits,
+            state: State::RecordStart,
+            data: Vec::new(),
+            ends: Vec::new(),
+            field_count: 0,
+            field_start: 0,
+            field_bytes: 0,
+            record_bytes: 0,
+            malformed: None,
+            lines_in_quote: 0,
+            at_line_end: false,
         }
     }
 
@@ -64,163 +171,214 @@ impl RecordSplitter {
     /// input ends here and a final unterminated record is completed too.
     pub fn feed<E>(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         last: bool,
         mut on_record: impl FnMut(Record<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        loop {
-            // csv-core takes an empty input as end of file, so only send one when it is.
-            if input.is_empty() && !last {
-                return Ok(());
-            }
-            let (result, read, written, ended) = self.reader.read_record(
-                input,
-                &mut self.out[self.out_len..],
-                &mut self.ends[self.ends_len..],
-            );
-            input = &input[read..];
-            self.out_len += written;
-            self.ends_len += ended;
-            match result {
-                ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => {
-                    let grown = self.out.len() * 2;
-                    self.out.resize(grown, 0);
+        let mut at = 0;
+        while at < input.len() {
+            let rest = &input[at..];
+            match self.state {
+                State::RecordStart => {
+                    let blank = rest.iter().take_while(|&&b| is_line_end(b)).count();
+                    at += blank;
+                    if blank < rest.len() {
+                        self.state = State::FieldStart;
+                    }
                 }
-                ReadRecordResult::OutputEndsFull => {
-                    let grown = self.ends.len() * 2;
-                    self.ends.resize(grown, 0);
+                State::FieldStart => match rest[0] {
+                    b'"' => {
+                        at += 1;
+                        self.lines_in_quote = 0;
+                        self.at_line_end = false;
+                        self.state = State::Quoted;
+                    }
+                    _ => self.state = State::Unquoted,
+                },
+                State::Unquoted => {
+                    let end = memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    self.append(&rest[..end]);
+                    at += end;
+                    if end < rest.len() {
+                        at += 1;
+                        self.end_field(rest[end], &mut on_record)?;
+                    }
                 }
-                ReadRecordResult::Record => {
-                    let record = Record {
-                        data: &self.out[..self.out_len],
-                        ends: &self.ends[..self.ends_len],
-                    };
-                    self.out_len = 0;
-                    self.ends_len = 0;
-                    on_record(record)?;
+                State::Quoted => {
+                    let end = memchr(b'"', rest).unwrap_or(rest.len());
+                    self.count_lines(&rest[..end]);
+                    self.append(&rest[..end]);
+                    at += end;
+                    if end < rest.len() {
+                        at += 1;
+                        self.state = State::QuoteInQuoted;
+                    }
                 }
-                ReadRecordResult::End => return Ok(()),
+                State::QuoteInQuoted => {
+                    let byte = rest[0];
+                    if byte == b'"' {
+                        at += 1;
+                        self.append(b"\"");
+                        self.state = State::Quoted;
+                    } else if byte == self.delimiter || is_line_end(byte) {
+                        at += 1;
+                        self.end_field(byte, &mut on_record)?;
+                    } else {
+                        // Keep the rest of the field as it stands, and say why it is wrong.
+                        self.flag(Malformed::TextAfterQuote {
+                            field: self.field_count,
+                        });
+                        self.state = State::Unquoted;
+                    }
+                }
             }
         }
-    }
-}
-
-/// Collects up to `limit` complete records of a sample as owned fields.
-pub fn sample_records(
-    sample: &[u8],
-    complete: bool,
-    delimiter: u8,
-    limit: usize,
-) -> Vec<Vec<Vec<u8>>> {
-    let mut records = Vec::new();
-    let mut splitter = RecordSplitter::new(delimiter);
-    let _ = splitter.feed::<()>(sample, complete, |record| {
-        if records.len() < limit {
-            records.push(record.fields().map(<[u8]>::to_vec).collect());
+        if last {
+            self.finish(&mut on_record)?;
         }
         Ok(())
-    });
-    records
-}
+    }
 
-/// Picks the delimiter whose records agree on the most fields. A delimiter only counts
-/// when at least nine in ten sampled records have the header's field count.
-pub fn sniff_delimiter(sample: &[u8], complete: bool) -> u8 {
-    let mut best = (b',', 1usize);
-    for delimiter in CANDIDATE_DELIMITERS {
-        let records = sample_records(sample, complete, delimiter, 200);
-        let Some(header) = records.first() else {
-            continue;
+    /// Completes the record the input ended in, if any.
+    fn finish<E>(
+        &mut self,
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.state {
+            State::RecordStart => Ok(()),
+            State::Quoted => {
+                self.flag(Malformed::UnclosedQuote {
+                    field: self.field_count,
+                });
+                self.end_field(b'\n', on_record)
+            }
+            State::FieldStart | State::Unquoted | State::QuoteInQuoted => {
+                self.end_field(b'\n', on_record)
+            }
+        }
+    }
+
+    /// Closes the current field; `terminator` says whether the record goes on.
+    fn end_field<E>(
+        &mut self,
+        terminator: u8,
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.field_count < self.limits.max_fields {
+            self.ends.push(self.data.len());
+        } else {
+            self.flag(Malformed::TooManyFields {
+                limit: self.limits.max_fields,
+            });
+        }
+        self.field_count += 1;
+        self.field_start = self.data.len();
+        self.field_bytes = 0;
+        if terminator == self.delimiter {
+            self.state = State::FieldStart;
+            return Ok(());
+        }
+        let rows = match self.malformed {
+            Some(Malformed::UnclosedQuote { .. }) => 1 + self.lines_in_quote,
+            _ => 1,
         };
-        let width = header.len();
-        let agreeing = records.iter().filter(|r| r.len() == width).count();
-        if width > best.1 && agreeing * 10 >= records.len() * 9 {
-            best = (delimiter, width);
+        let record = Record {
+            data: &self.data,
+            ends: &self.ends,
+            field_count: self.field_count,
+            rows,
+            malformed: self.malformed,
+        };
+        let outcome = on_record(record);
+        self.data.clear();
+        self.ends.clear();
+        self.field_count = 0;
+        self.field_start = 0;
+        self.record_bytes = 0;
+        self.malformed = None;
+        self.state = State::RecordStart;
+        outcome
+    }
+
+    /// Stores field bytes up to the limits; past them, only counts them.
+    fn append(&mut self, bytes: &[u8]) {
+        self.field_bytes += bytes.len();
+        self.record_bytes += bytes.len();
+        let stored = self.data.len() - self.field_start;
+        let room = if self.field_count < self.limits.max_fields {
+            (self.limits.max_field_bytes.saturating_sub(stored))
+                .min(self.limits.max_record_bytes.saturating_sub(self.data.len()))
+        } else {
+            0
+        };
+        let kept = bytes.len().min(room);
+        self.data.extend_from_slice(&bytes[..kept]);
+        if self.field_bytes > self.limits.max_field_bytes {
+            self.flag(Malformed::FieldTooLarge {
+                field: self.field_count,
+                limit: self.limits.max_field_bytes,
+            });
+        } else if self.record_bytes > self.limits.max_record_bytes {
+            self.flag(Malformed::RecordTooLarge {
+                limit: self.limits.max_record_bytes,
+            });
         }
     }
-    best.0
-}
 
-/// Guesses column types from sampled values: conservative, `string` when in doubt.
-/// Integers with leading zeros stay strings (codes such as `007`), and a column with no
-/// non-null sample is a string.
-pub fn sniff_types(
-    rows: &[Vec<Vec<u8>>],
-    width: usize,
-    is_null: impl Fn(&[u8]) -> bool,
-) -> Vec<ColumnType> {
-    (0..width)
-        .map(|column| {
-            let mut candidates = [
-                ColumnType::Bool,
-                ColumnType::Int,
-                ColumnType::Float,
-                ColumnType::Date,
-                ColumnType::Timestamp,
-            ]
-            .to_vec();
-            let mut seen = false;
-            for row in rows {
-                let Some(value) = row.get(column) else {
-                    continue;
-                };
-                let value = value.trim_ascii();
-                if is_null(value) {
-                    continue;
-                }
-                seen = true;
-                candidates.retain(|candidate| fits(*candidate, value));
-                if candidates.is_empty() {
-                    break;
-                }
+    /// Counts the non-blank lines a quoted run starts, for an unclosed quote's accounting.
+    fn count_lines(&mut self, run: &[u8]) {
+        if !self.at_line_end && memchr2(b'\n', b'\r', run).is_none() {
+            return;
+        }
+        for &byte in run {
+            if is_line_end(byte) {
+                self.at_line_end = true;
+            } else if self.at_line_end {
+                self.at_line_end = false;
+                self.lines_in_quote += 1;
             }
-            match candidates.first() {
-                Some(found) if seen => *found,
-                _ => ColumnType::String,
-            }
-        })
-        .collect()
-}
-
-fn fits(candidate: ColumnType, value: &[u8]) -> bool {
-    let iso = values::TemporalFormat::Iso;
-    match candidate {
-        ColumnType::Bool => {
-            let lower = value.to_ascii_lowercase();
-            lower == b"true" || lower == b"false"
         }
-        ColumnType::Int => {
-            let digits = value.strip_prefix(b"-").unwrap_or(value);
-            !(digits.len() > 1 && digits[0] == b'0') && values::parse_int(value).is_ok()
-        }
-        ColumnType::Float => {
-            let digits = value.strip_prefix(b"-").unwrap_or(value);
-            value
-                .iter()
-                .all(|b| b.is_ascii_digit() || b".-+eE".contains(b))
-                && !(digits.len() > 1 && digits[0] == b'0' && digits[1] != b'.')
-                && values::parse_float(value, false).is_ok()
-        }
-        ColumnType::Date => values::iso_date(value).is_some(),
-        ColumnType::Timestamp => value.len() > 10 && values::parse_timestamp(value, &iso).is_ok(),
-        _ => false,
     }
+
+    /// Keeps the first thing wrong with the record.
+    fn flag(&mut self, malformed: Malformed) {
+        self.malformed.get_or_insert(malformed);
+    }
+}
+
+fn is_line_end(byte: u8) -> bool {
+    byte == b'\n' || byte == b'\r'
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn split(text: &[u8], chunk: usize) -> Vec<Vec<String>> {
-        let mut splitter = RecordSplitter::new(b',');
+    const LIMITS: RecordLimits = RecordLimits {
+        max_field_bytes: 1 << 20,
+        max_record_bytes: 1 << 20,
+        max_fields: 1000,
+    };
+
+    #[derive(Debug, PartialEq)]
+    struct Split {
+        fields: Vec<String>,
+        rows: u64,
+        malformed: Option<Malformed>,
+    }
+
+    fn split_with(text: &[u8], chunk: usize, limits: RecordLimits) -> Vec<Split> {
+        let mut splitter = RecordSplitter::new(b',', limits);
         let mut records = Vec::new();
         let mut push = |r: Record<'_>| -> Result<(), ()> {
-            records.push(
-                r.fields()
+            records.push(Split {
+                fields: r
+                    .fields()
                     .map(|f| String::from_utf8(f.to_vec()).unwrap())
                     .collect(),
-            );
+                rows: r.rows(),
+                malformed: r.malformed(),
+            });
             Ok(())
         };
         for piece in text.chunks(chunk) {
@@ -230,13 +388,25 @@ mod tests {
         records
     }
 
+    fn split(text: &[u8], chunk: usize) -> Vec<Vec<String>> {
+        split_with(text, chunk, LIMITS)
+            .into_iter()
+            .map(|s| {
+                assert_eq!((s.rows, s.malformed), (1, None), "{:?}", s.fields);
+                s.fields
+            })
+            .collect()
+    }
+
     #[test]
     fn records_split_the_same_whatever_the_chunking() {
-        let text = b"a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n\"multi\nline\",2\nlast,no-newline";
+        let text = b"a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n\"multi\nline\",2\rcr,only\n5\" screen,\nlast,no-newline";
         let expected = vec![
             vec!["a", "b"],
             vec!["x,1", "say \"hi\""],
             vec!["multi\nline", "2"],
+            vec!["cr", "only"],
+            vec!["5\" screen", ""],
             vec!["last", "no-newline"],
         ];
         for chunk in [1, 2, 3, 7, 1000] {
@@ -253,50 +423,65 @@ mod tests {
     }
 
     #[test]
-    fn delimiters_are_sniffed() {
-        assert_eq!(sniff_delimiter(b"a;b;c\n1;2,5;3\n", true), b';');
-        assert_eq!(sniff_delimiter(b"a\tb\n\"x\ty\"\t2\n", true), b'\t');
-        assert_eq!(sniff_delimiter(b"a|b\n1|2\n", true), b'|');
-        assert_eq!(sniff_delimiter(b"a,b;c\n1,2;3\n", true), b',');
-        assert_eq!(sniff_delimiter(b"only\n1\n", true), b',');
+    fn text_after_a_closing_quote_is_malformed_not_merged() {
+        for (text, field) in [(&b"\"abc\"def,x\n"[..], 0), (b"x,\"say \\\"hi\\\"\"\n", 1)] {
+            for chunk in [1, 3, 100] {
+                let records = split_with(text, chunk, LIMITS);
+                assert_eq!(records.len(), 1, "{text:?}");
+                assert_eq!(
+                    records[0].malformed,
+                    Some(Malformed::TextAfterQuote { field }),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]
-    fn types_are_sniffed_conservatively() {
-        let rows: Vec<Vec<Vec<u8>>> = [
-            [
-                "1",
-                "007",
-                "1.5",
-                "2024-01-01",
-                "true",
-                "2024-01-01T10:00:00Z",
-                "",
-            ],
-            [
-                "-2",
-                "008",
-                "2",
-                "2024-01-02",
-                "FALSE",
-                "2024-01-01 11:00:00",
-                "",
-            ],
-        ]
-        .iter()
-        .map(|r| r.iter().map(|f| f.as_bytes().to_vec()).collect())
-        .collect();
+    fn an_unclosed_quote_counts_every_line_it_swallowed() {
+        let text = b"a,b\n1,\"open\nx,y\n\nz,w\r\nlast";
+        for chunk in [1, 5, 100] {
+            let records = split_with(text, chunk, LIMITS);
+            assert_eq!(records.len(), 2);
+            assert_eq!(records[1].rows, 4, "the record, x,y, z,w and last");
+            assert_eq!(
+                records[1].malformed,
+                Some(Malformed::UnclosedQuote { field: 1 })
+            );
+        }
+        // A closed multi-line field before the open one is not counted twice.
+        let text = b"a,\"l1\nl2\",\"open\nx\n";
+        assert_eq!(split_with(text, 2, LIMITS)[0].rows, 2);
+    }
+
+    #[test]
+    fn limits_bound_what_is_stored_but_not_the_delimiting() {
+        let limits = RecordLimits {
+            max_field_bytes: 4,
+            max_record_bytes: 10,
+            max_fields: 3,
+        };
+        let text = b"123456,a\n\"1234\"\"5\",b\n1234,1234,1234\na,b,c,d,e\nok,ok\n";
+        let records = split_with(text, 3, limits);
+        let malformed: Vec<_> = records.iter().map(|r| r.malformed).collect();
         assert_eq!(
-            sniff_types(&rows, 7, |v| v.is_empty()),
+            malformed,
             [
-                ColumnType::Int,
-                ColumnType::String,
-                ColumnType::Float,
-                ColumnType::Date,
-                ColumnType::Bool,
-                ColumnType::Timestamp,
-                ColumnType::String
+                Some(Malformed::FieldTooLarge { field: 0, limit: 4 }),
+                Some(Malformed::FieldTooLarge { field: 0, limit: 4 }),
+                Some(Malformed::RecordTooLarge { limit: 10 }),
+                Some(Malformed::TooManyFields { limit: 3 }),
+                None,
             ]
         );
+        assert_eq!(records[0].fields, ["1234", "a"]);
+        assert_eq!(records[3].fields.len(), 3);
+        assert_eq!(records[4].fields, ["ok", "ok"]);
+    }
+
+    #[test]
+    fn a_trailing_delimiter_is_an_empty_last_field() {
+        assert_eq!(split(b"a,b,\n", 2), vec![vec!["a", "b", ""]]);
+        assert_eq!(split(b"a,\"\"", 2), vec![vec!["a", ""]]);
     }
 }

@@ -40,6 +40,8 @@ pub fn parse_int(field: &[u8]) -> Result<i64, ParseError> {
     }
 }
 
+/// Parses a float. Infinity and NaN are accepted only when written as such (`inf`, `NaN`):
+/// a finite number too large for a double (`1e999`) is out of range, not infinite.
 pub fn parse_float(field: &[u8], decimal_comma: bool) -> Result<f64, ParseError> {
     let text = std::str::from_utf8(field).map_err(|_| "not a number")?;
     let parsed = if decimal_comma && text.contains(',') {
@@ -47,7 +49,17 @@ pub fn parse_float(field: &[u8], decimal_comma: bool) -> Result<f64, ParseError>
     } else {
         text.parse::<f64>()
     };
-    parsed.map_err(|_| "not a number")
+    let value = parsed.map_err(|_| "not a number")?;
+    let written_as_non_finite = text
+        .trim_start_matches(['+', '-'])
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic());
+    if value.is_finite() || written_as_non_finite {
+        Ok(value)
+    } else {
+        Err("number out of range")
+    }
 }
 
 /// Parses a decimal into its unscaled integer at `scale`, rounding half away from zero
@@ -274,6 +286,15 @@ mod tests {
         );
         assert!(parse_int(b"1.0").is_err());
         assert!(parse_int(b"-").is_err());
+    }
+
+    #[test]
+    fn floats_never_overflow_into_infinity() {
+        assert_eq!(parse_float(b"1e999", false), Err("number out of range"));
+        assert_eq!(parse_float(b"-1e999", false), Err("number out of range"));
+        assert_eq!(parse_float(b"-inf", false), Ok(f64::NEG_INFINITY));
+        assert!(parse_float(b"NaN", false).unwrap().is_nan());
+        assert_eq!(parse_float(b"1,5", true), Ok(1.5));
     }
 
     #[test]

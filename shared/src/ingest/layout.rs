@@ -5,8 +5,9 @@
 
 use crate::naming;
 
-/// Source file extensions the converter takes (lower case, as the bucket notification
-/// filters them).
+/// Source file extensions the converter takes, in any letter case (`.CSV`, `.csv.GZ`). The
+/// bucket notifies every created object, because S3's suffix filters are case-sensitive:
+/// anything else gets a quarantine record, never silence.
 pub const EXTENSIONS: [&str; 3] = [".csv", ".csv.gz", ".csv.zst"];
 /// Longest segment between slashes.
 const MAX_SEGMENT: usize = 255;
@@ -31,7 +32,8 @@ pub fn parse(key: &str) -> Result<SourceKey, String> {
     }
     naming::validate_tenant(tenant).map_err(|e| e.to_string())?;
     naming::validate_dataset(dataset).map_err(|e| e.to_string())?;
-    let extension = EXTENSIONS.iter().find(|ext| name.ends_with(*ext));
+    let lowered = name.to_ascii_lowercase();
+    let extension = EXTENSIONS.iter().find(|ext| lowered.ends_with(*ext));
     match extension {
         Some(ext) if name.len() > ext.len() => Ok(SourceKey {
             tenant: tenant.to_string(),
@@ -84,6 +86,13 @@ mod tests {
         );
         assert!(parse("acme/sales/x.csv").is_ok());
         assert!(parse("acme/inventory/a/b/c/x.csv.zst").is_ok());
+        for cased in [
+            "acme/sales/X.CSV",
+            "acme/sales/x.csv.GZ",
+            "acme/sales/x.Csv.Zst",
+        ] {
+            assert!(parse(cased).is_ok(), "{cased}");
+        }
     }
 
     #[test]

@@ -21,17 +21,20 @@ use tracing::Instrument;
 
 pub use self::event::{CreatedObject, Notice};
 use crate::{
-    convert::{ConvertSettings, Converter, OutputKeys, SourceInfo, fingerprint},
+    convert::{ConvertSettings, Converter, OpenedInput, OutputKeys, SourceInfo, fingerprint},
     error::{Error, Result},
     lambda::{self, QueueMessage, SqsBatchResponse},
     manifest::Manifest,
     metrics::{MetricRecord, Unit},
-    queue::ManifestQueue,
-    storage::{ObjectSink, ObjectSource, Opened},
+    queue::LoadQueue,
+    storage::{ObjectSink, ObjectSource, Opened, PinnedObject},
 };
 
 /// Name of the function in metrics.
 const FUNCTION: &str = "csv-to-parquet";
+/// The converter stops itself at the deadline margin and aborts its uploads; this much
+/// later, a conversion stuck in an await is cancelled outright.
+const BACKSTOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone)]
@@ -58,7 +61,8 @@ impl Default for IngestSettings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Converted now; `message_id` is the load-queue message, if there was data to load.
+    /// Converted now; `message_ids` are the load-queue messages (none when there was no
+    /// data to load; more than one for a manifest too large for one message).
     Converted {
         manifest_key: String,
         status: crate::manifest::Status,
@@ -68,12 +72,12 @@ pub enum Outcome {
         files: usize,
         bytes_written: u64,
         duration_ms: u64,
-        message_id: Option<String>,
+        message_ids: Vec<String>,
     },
     /// Converted before, but not yet announced: the stored manifest was sent.
     Reannounced {
         manifest_key: String,
-        message_id: String,
+        message_ids: Vec<String>,
     },
     /// Converted and announced before: nothing to do.
     AlreadyDone { manifest_key: String },
@@ -98,7 +102,7 @@ struct QuarantineRecord<'a> {
 #[derive(Debug, Serialize)]
 struct Announcement<'a> {
     manifest_key: &'a str,
-    message_id: &'a str,
+    message_ids: &'a [String],
     announced_at: DateTime<Utc>,
 }
 
@@ -106,7 +110,7 @@ struct Announcement<'a> {
 pub struct Ingest {
     bronze: Arc<dyn ObjectSource>,
     silver: Arc<dyn ObjectSink>,
-    queue: Arc<dyn ManifestQueue>,
+    queue: Arc<dyn LoadQueue>,
     settings: IngestSettings,
 }
 
@@ -114,7 +118,7 @@ impl Ingest {
     pub fn new(
         bronze: Arc<dyn ObjectSource>,
         silver: Arc<dyn ObjectSink>,
-        queue: Arc<dyn ManifestQueue>,
+        queue: Arc<dyn LoadQueue>,
         settings: IngestSettings,
     ) -> Self {
         Ingest {
@@ -225,17 +229,18 @@ impl Ingest {
         span.record("tenant", source.tenant.as_str());
         span.record("dataset", source.dataset.as_str());
 
-        let (etag, version_id) = match &object.etag {
-            Some(etag) => (etag.clone(), object.version_id.clone()),
+        let etag = match &object.etag {
+            Some(etag) => etag.clone(),
             None => match self.bronze.head(&object.bucket, &object.key).await? {
-                Some(meta) => (meta.etag, meta.version_id),
+                Some(meta) => meta.etag,
                 None => return Ok(skipped(object, "the object no longer exists")),
             },
         };
-        let info = SourceInfo::s3(&object.bucket, &object.key, &etag, version_id.as_deref());
+        let info = SourceInfo::s3(&object.bucket, &object.key, &etag);
         let converter = Converter::try_new(&source.tenant, &source.dataset, info)?
             .with_strict(self.settings.strict_contracts)
-            .with_settings(self.settings.convert.clone());
+            .with_settings(self.settings.convert.clone())
+            .with_deadline(stop_at);
         let keys = converter.keys();
 
         // A new object (the common case) costs one lookup: no manifest, convert.
@@ -247,15 +252,17 @@ impl Ingest {
                 });
             }
             let manifest: Manifest = serde_json::from_slice(&stored)?;
-            return match self.announce(&manifest, &keys).await? {
-                Some(message_id) => Ok(Outcome::Reannounced {
+            let message_ids = self.announce(&manifest, &keys).await?;
+            return Ok(if message_ids.is_empty() {
+                Outcome::AlreadyDone {
                     manifest_key: keys.manifest,
-                    message_id,
-                }),
-                None => Ok(Outcome::AlreadyDone {
+                }
+            } else {
+                Outcome::Reannounced {
                     manifest_key: keys.manifest,
-                }),
-            };
+                    message_ids,
+                }
+            });
         }
 
         let work = async {
@@ -272,24 +279,36 @@ impl Ingest {
                 .last_modified
                 .or(object.event_time)
                 .unwrap_or_else(Utc::now);
+            let input = OpenedInput::new(
+                input,
+                PinnedObject {
+                    source: self.bronze.clone(),
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    etag: etag.clone(),
+                },
+            );
             let manifest = converter
                 .with_ingested_at(ingested_at)
-                .run(input, self.silver.as_ref())
+                .run(&input, self.silver.as_ref())
                 .await?;
-            let message_id = self.announce(&manifest, &keys).await?;
-            Ok::<_, Error>(Some((manifest, message_id)))
+            let message_ids = self.announce(&manifest, &keys).await?;
+            Ok::<_, Error>(Some((manifest, message_ids)))
         };
-        match tokio::time::timeout_at(stop_at, work).await {
-            Err(_) => Err(Error::Deadline(format!(
+        let cut = || {
+            Error::Deadline(format!(
                 "conversion of {} stopped at the deadline margin; nothing was announced",
                 object.key
-            ))),
+            ))
+        };
+        match tokio::time::timeout_at(stop_at + BACKSTOP_GRACE, work).await {
+            Err(_) | Ok(Err(Error::Deadline(_))) => Err(cut()),
             Ok(Err(error)) => Err(error),
             Ok(Ok(None)) => Ok(skipped(
                 object,
                 "the object was deleted or replaced since the event",
             )),
-            Ok(Ok(Some((manifest, message_id)))) => Ok(Outcome::Converted {
+            Ok(Ok(Some((manifest, message_ids)))) => Ok(Outcome::Converted {
                 manifest_key: keys.manifest,
                 status: manifest.status,
                 rows_read: manifest.rows_read,
@@ -298,28 +317,36 @@ impl Ingest {
                 files: manifest.files.len(),
                 bytes_written: manifest.bytes_written(),
                 duration_ms: manifest.timings.total_ms,
-                message_id,
+                message_ids,
             }),
         }
     }
 
-    /// Sends the manifest to the load queue when it has files to load, then records that it
-    /// did. Returns the message id, or `None` when there was nothing to load.
-    async fn announce(&self, manifest: &Manifest, keys: &OutputKeys) -> Result<Option<String>> {
-        if !manifest.is_accepted() || manifest.files.is_empty() {
-            return Ok(None);
+    /// Sends the manifest's load messages when it has files to load, then records that it
+    /// did. Returns the message ids (none when there was nothing to load).
+    async fn announce(&self, manifest: &Manifest, keys: &OutputKeys) -> Result<Vec<String>> {
+        let messages = manifest.load_messages(&keys.manifest);
+        if messages.is_empty() {
+            return Ok(Vec::new());
         }
-        let message_id = self.queue.send(manifest).await?;
+        let mut message_ids = Vec::with_capacity(messages.len());
+        for message in &messages {
+            message_ids.push(self.queue.send(message).await?);
+        }
         let record = Announcement {
             manifest_key: &keys.manifest,
-            message_id: &message_id,
+            message_ids: &message_ids,
             announced_at: Utc::now(),
         };
         self.silver
             .put(&keys.announcement, serde_json::to_vec(&record)?.into())
             .await?;
-        tracing::info!(%message_id, files = manifest.files.len(), "announced on the load queue");
-        Ok(Some(message_id))
+        tracing::info!(
+            messages = message_ids.len(),
+            files = manifest.files.len(),
+            "announced on the load queue"
+        );
+        Ok(message_ids)
     }
 
     /// Records why a key was refused, under a name derived from the object's identity (the

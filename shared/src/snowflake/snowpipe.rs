@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{
     credentials::CredentialStore,
     retry::RetryPolicy,
-    transport::{Call, Transport, json},
+    transport::{Call, CallFailure, Transport, json},
 };
 use crate::error::{Error, Result};
 
@@ -75,6 +75,14 @@ pub struct InsertSummary {
     pub retries: usize,
 }
 
+/// An `insertFiles` that failed, with what it had done until then (the failed call and its
+/// retries included).
+#[derive(Debug)]
+pub struct InsertFailure {
+    pub summary: InsertSummary,
+    pub error: Error,
+}
+
 /// A Snowpipe REST client for one account.
 pub struct SnowpipeClient {
     transport: Transport,
@@ -99,29 +107,54 @@ impl SnowpipeClient {
 
     /// Hands `files` to `pipe` (fully qualified), in requests of at most
     /// [`MAX_FILES_PER_REQUEST`]. Stops at the first request that fails after retries;
-    /// `Err` means some files may have been accepted (Snowpipe skips them when resent).
-    pub async fn insert_files(&self, pipe: &str, files: &[StagedFile]) -> Result<InsertSummary> {
+    /// then some files may have been accepted (Snowpipe skips them when resent).
+    pub async fn insert_files(
+        &self,
+        pipe: &str,
+        files: &[StagedFile],
+    ) -> Result<InsertSummary, InsertFailure> {
         let mut summary = InsertSummary::default();
         for chunk in files.chunks(MAX_FILES_PER_REQUEST) {
             let request_id = uuid::Uuid::new_v4().to_string();
             let path = format!("/v1/data/pipes/{pipe}/insertFiles");
-            let body = serde_json::to_vec(&InsertRequest { files: chunk })?;
-            let (response, retries): (InsertResponse, usize) = self
-                .call(
-                    reqwest::Method::POST,
-                    &path,
-                    &[("requestId", &request_id)],
-                    Some(&body),
-                )
-                .await?;
+            let sent = match serde_json::to_vec(&InsertRequest { files: chunk }) {
+                Ok(body) => {
+                    self.call::<InsertResponse>(
+                        reqwest::Method::POST,
+                        &path,
+                        &[("requestId", &request_id)],
+                        Some(&body),
+                    )
+                    .await
+                }
+                Err(error) => Err(CallFailure {
+                    error: error.into(),
+                    retries: 0,
+                }),
+            };
             summary.calls += 1;
-            summary.retries += retries;
+            let response = match sent {
+                Ok((response, retries)) => {
+                    summary.retries += retries;
+                    response
+                }
+                Err(failure) => {
+                    summary.retries += failure.retries as usize;
+                    return Err(InsertFailure {
+                        summary,
+                        error: failure.error,
+                    });
+                }
+            };
             if response.response_code != "SUCCESS" {
-                return Err(Error::Snowflake {
-                    status: 200,
-                    sql_state: None,
-                    code: Some(response.response_code),
-                    message: format!("insertFiles on {pipe} was not accepted"),
+                return Err(InsertFailure {
+                    summary,
+                    error: Error::Snowflake {
+                        status: 200,
+                        sql_state: None,
+                        code: Some(response.response_code),
+                        message: format!("insertFiles on {pipe} was not accepted"),
+                    },
                 });
             }
             summary.files += chunk.len();
@@ -153,7 +186,7 @@ impl SnowpipeClient {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Result<(T, usize)> {
+    ) -> Result<(T, usize), CallFailure> {
         let call = Call {
             method,
             path,
@@ -162,6 +195,10 @@ impl SnowpipeClient {
             mark_resends: false,
         };
         let answer = self.transport.send(&call, Instant::now()).await?;
-        Ok((json(answer.response, path).await?, answer.retries as usize))
+        let retries = answer.retries;
+        json(answer.response, path)
+            .await
+            .map(|value| (value, retries as usize))
+            .map_err(|error| CallFailure { error, retries })
     }
 }

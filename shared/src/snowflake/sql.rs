@@ -270,7 +270,7 @@ impl SqlClient {
             })?;
             let partitions: Vec<Vec<Vec<Value>>> = stream::iter(1..meta.partition_info.len())
                 .map(|partition| {
-                    let path = format!("{url}?partition={partition}");
+                    let path = with_query(&url, "partition", &partition.to_string());
                     async move {
                         match self
                             .send(reqwest::Method::GET, &path, None, None, started)
@@ -356,6 +356,19 @@ impl SqlClient {
         }
         Ok(Answer::Done(json(answer.response, path).await?))
     }
+}
+
+/// `url` with `key=value` in its query, replacing any value `key` had: a status URL may
+/// already carry a query (`?requestId=...`, even `?partition=0`).
+fn with_query(url: &str, key: &str, value: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(key))
+        .collect();
+    let added = format!("{key}={value}");
+    pairs.push(&added);
+    format!("{path}?{}", pairs.join("&"))
 }
 
 /// Decodes one row by the column types: numbers, booleans, dates and timestamps become
@@ -513,6 +526,22 @@ mod tests {
         }
         assert!(decode_value(&column("date", 0), json!("soon")).is_err());
         assert_eq!(seconds_nanos("-1.5"), Some((-2, 500_000_000)));
+    }
+
+    #[test]
+    fn query_parameters_are_added_to_any_url() {
+        assert_eq!(
+            with_query("/api/v2/statements/h", "partition", "2"),
+            "/api/v2/statements/h?partition=2"
+        );
+        assert_eq!(
+            with_query(
+                "/api/v2/statements/h?requestId=r&partition=0",
+                "partition",
+                "3"
+            ),
+            "/api/v2/statements/h?requestId=r&partition=3"
+        );
     }
 
     #[test]

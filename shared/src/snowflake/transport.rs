@@ -26,6 +26,18 @@ pub(crate) struct Answer {
     pub retries: u32,
 }
 
+/// A call that failed for good, and how many times it was resent first.
+pub(crate) struct CallFailure {
+    pub error: Error,
+    pub retries: u32,
+}
+
+impl From<CallFailure> for Error {
+    fn from(failure: CallFailure) -> Self {
+        failure.error
+    }
+}
+
 pub(crate) struct Transport {
     http: reqwest::Client,
     credentials: Arc<CredentialStore>,
@@ -53,10 +65,11 @@ impl Transport {
 
     /// Sends `call` until a 2xx answer, a non-retryable error, or the retry budget (counted
     /// from `started`) runs out.
-    pub async fn send(&self, call: &Call<'_>, started: Instant) -> Result<Answer> {
-        let mut signer = self.credentials.signer().await?;
-        let mut refreshed = false;
+    pub async fn send(&self, call: &Call<'_>, started: Instant) -> Result<Answer, CallFailure> {
         let mut retries = 0u32;
+        let fail = |error, retries| CallFailure { error, retries };
+        let mut signer = self.credentials.signer().await.map_err(|e| fail(e, 0))?;
+        let mut refreshed = false;
         loop {
             let base = self
                 .base_url
@@ -71,7 +84,7 @@ impl Transport {
                 .http
                 .request(call.method.clone(), url)
                 .query(call.query)
-                .bearer_auth(signer.token()?)
+                .bearer_auth(signer.token().map_err(|e| fail(e, retries))?)
                 .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(reqwest::header::USER_AGENT, super::USER_AGENT);
@@ -91,7 +104,11 @@ impl Transport {
                     if response.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
                 {
                     refreshed = true;
-                    signer = self.credentials.refresh().await?;
+                    signer = self
+                        .credentials
+                        .refresh()
+                        .await
+                        .map_err(|e| fail(e, retries))?;
                     continue;
                 }
                 Ok(response) => {
@@ -99,7 +116,7 @@ impl Transport {
                     let error =
                         super::error_from_body(status, &response.text().await.unwrap_or_default());
                     if !matches!(status, 429 | 503 | 504) {
-                        return Err(error);
+                        return Err(fail(error, retries));
                     }
                     error
                 }
@@ -110,13 +127,13 @@ impl Transport {
                     message: format!("{}: {}", call.path, super::describe_transport(e)),
                 },
             };
-            retries += 1;
-            match self.retry.next_delay(retries, started) {
+            match self.retry.next_delay(retries + 1, started) {
                 Some(delay) => {
+                    retries += 1;
                     tracing::warn!(error = %failure, retry = retries, ?delay, "Snowflake call retried");
                     tokio::time::sleep(delay).await;
                 }
-                None => return Err(failure),
+                None => return Err(fail(failure, retries)),
             }
         }
     }

@@ -28,7 +28,7 @@ use snowcast::{
     },
     ingest::{Ingest, IngestSettings, Notice, Outcome, event::parse_notification},
     lambda::SqsBatchResponse,
-    manifest::{Manifest, Status},
+    manifest::{LoadMessage, Manifest, Status},
 };
 use tokio::time::Instant;
 
@@ -255,6 +255,31 @@ impl Stack {
         self.invoke(&messages, deadline).await
     }
 
+    /// Delivers the ingest queue's messages with each record's `versionId` filled in, as
+    /// real S3 sends it on a versioned bucket (moto leaves it out): the object's newest
+    /// version, the one each event announced.
+    async fn deliver_with_versions(&self) -> SqsBatchResponse {
+        let mut messages = self.receive(&self.ingest_queue).await;
+        for message in &mut messages {
+            let mut body: Value = serde_json::from_str(&message.body).unwrap();
+            for record in body["Records"].as_array_mut().into_iter().flatten() {
+                let key = record["s3"]["object"]["key"].as_str().unwrap();
+                let key = snowcast::ingest::event::decode_key(key).unwrap();
+                let head = self
+                    .s3
+                    .head_object()
+                    .bucket(&self.bronze)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                record["s3"]["object"]["versionId"] = json!(head.version_id().unwrap());
+            }
+            message.body = body.to_string();
+        }
+        self.invoke(&messages, far_deadline()).await
+    }
+
     async fn invoke(&self, messages: &[Message], deadline: Instant) -> SqsBatchResponse {
         let response = self
             .ingest
@@ -452,13 +477,16 @@ async fn plain_gzip_and_multipart_csvs_become_silver_and_load_messages() {
             );
             assert_eq!(file.uri, format!("s3://{}/{}", stack.silver, file.key));
         }
-        // The load message is the manifest itself.
+        // The load message lists the manifest's files and says where the manifest is.
         let message = loads
             .iter()
-            .map(|m| serde_json::from_str::<Manifest>(&m.body).unwrap())
-            .find(|m| m.source.key == manifest.source.key)
+            .map(|m| serde_json::from_str::<LoadMessage>(&m.body).unwrap())
+            .find(|m| m.manifest_key.as_deref() == Some(key.as_str()))
             .expect("a load message per manifest");
-        assert_eq!(message, manifest);
+        let listed: Vec<&str> = message.files.iter().map(|f| f.key.as_str()).collect();
+        let files: Vec<&str> = manifest.files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(listed, files);
+        assert_eq!((message.part, message.parts), (0, 1));
         if manifest.source.key.ends_with("april.csv") {
             assert_eq!(manifest.rows_written, 150_000);
             assert_eq!(manifest.partitions.len(), 30);
@@ -486,9 +514,10 @@ async fn plain_gzip_and_multipart_csvs_become_silver_and_load_messages() {
         )
         .await;
     assert_eq!(gz.source.compression.as_deref(), Some("gzip"));
-    assert!(
-        keys_under(&objects, "_quarantine/").is_empty(),
-        "readme.txt never triggers"
+    assert_eq!(
+        keys_under(&objects, "_quarantine/").len(),
+        1,
+        "readme.txt is recorded, not ignored"
     );
 }
 
@@ -563,6 +592,91 @@ async fn redelivered_events_rewrite_the_same_keys_and_send_no_second_message() {
         replayed.keys().collect::<Vec<_>>(),
         first.keys().collect::<Vec<_>>()
     );
+}
+
+/// Finding 13: S3's suffix filters are case-sensitive, so `.CSV` and `.csv.GZ` uploads never
+/// reached the function. Every object is announced now: such files are converted, and
+/// anything else leaves a quarantine record.
+#[tokio::test]
+async fn accounting_uploads_in_any_letter_case_are_converted_or_quarantined() {
+    let stack = Stack::new().await;
+    let sample = std::fs::read(SAMPLE_CSV).unwrap();
+    stack.put("acme/sales/MARCH.CSV", sample.clone()).await;
+    stack.put("acme/sales/april.csv.GZ", gzip(&sample)).await;
+    stack.put("acme/sales/readme.TXT", b"notes".to_vec()).await;
+    let response = stack.deliver(far_deadline()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let objects = stack.silver_objects().await;
+    assert_eq!(
+        keys_under(&objects, "_manifests/sales/tenant_id=acme/").len(),
+        2,
+        "{objects:#?}"
+    );
+    let records = keys_under(&objects, "_quarantine/keys/");
+    assert_eq!(records.len(), 1);
+    let record: Value = serde_json::from_slice(&stack.silver_bytes(records[0]).await).unwrap();
+    assert_eq!(record["key"], "acme/sales/readme.TXT");
+    assert_eq!(stack.receive(&stack.load_queue).await.len(), 2);
+}
+
+/// Finding 7: on the versioned bronze bucket the same bytes uploaded again are a new
+/// version; they were converted under a new fingerprint and loaded twice.
+#[tokio::test]
+async fn versioned_bronze_same_bytes_load_once_and_new_bytes_supersede() {
+    let stack = Stack::new().await;
+    let sample = std::fs::read(SAMPLE_CSV).unwrap();
+    stack.put("acme/sales/march.csv", sample.clone()).await;
+    assert!(
+        stack
+            .deliver_with_versions()
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(stack.receive(&stack.load_queue).await.len(), 1);
+    let first = stack.silver_objects().await;
+
+    stack.put("acme/sales/march.csv", sample.clone()).await;
+    assert!(
+        stack
+            .deliver_with_versions()
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        stack.receive(&stack.load_queue).await.is_empty(),
+        "no second load message"
+    );
+    assert_eq!(
+        stack.silver_objects().await.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>(),
+        "no second silver set"
+    );
+
+    // New bytes: a new fingerprint, loaded; their rows have the same source key and a later
+    // _ingested_at, which is how the model keeps only the newest version of a file.
+    let mut changed = sample.clone();
+    changed.extend_from_slice(b"NEW-1,L1,2024-03-09,1,1.00,1,false,c,web,late row\n");
+    stack.put("acme/sales/march.csv", changed).await;
+    assert!(
+        stack
+            .deliver_with_versions()
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(stack.receive(&stack.load_queue).await.len(), 1);
+    let objects = stack.silver_objects().await;
+    let manifests = keys_under(&objects, "_manifests/sales/tenant_id=acme/");
+    assert_eq!(manifests.len(), 2);
+    let (old, new) = (
+        stack.manifest(manifests[0]).await,
+        stack.manifest(manifests[1]).await,
+    );
+    assert_eq!(old.source.key, new.source.key);
+    assert_ne!(old.source.fingerprint, new.source.fingerprint);
+    assert_ne!(old.ingested_at, new.ingested_at);
 }
 
 #[tokio::test]

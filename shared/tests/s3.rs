@@ -6,16 +6,24 @@ mod moto;
 #[path = "../../tests/support/python.rs"]
 mod python;
 
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use snowcast::{
+    Error,
     aws::{
         self,
         s3::{MIN_PART_BYTES, S3Sink, S3Source, S3Uri},
     },
+    convert::{ByteSource, ConvertSettings, Converter, Input, SourceInfo},
     storage::{ObjectSink, ObjectSource, ObjectUpload, Opened},
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = moto::unique("objects");
@@ -163,4 +171,85 @@ async fn sources_open_only_the_announced_version() {
             .unwrap(),
         Opened::Changed
     ));
+}
+
+/// An input whose stream breaks after its text, as a truncated S3 read does.
+struct Truncated(Bytes);
+
+struct TruncatedReader {
+    text: Bytes,
+}
+
+impl AsyncRead for TruncatedReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.text.is_empty() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection reset mid-object",
+            )));
+        }
+        let n = buf.remaining().min(self.text.len());
+        let chunk = self.text.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[async_trait]
+impl Input for Truncated {
+    async fn open(&self) -> snowcast::Result<ByteSource> {
+        Ok(Box::new(TruncatedReader {
+            text: self.0.clone(),
+        }))
+    }
+}
+
+/// Finding 12: after an operational failure (a truncated input over S3), the reject log's
+/// multipart upload stayed open. Every upload is aborted on every error path.
+#[tokio::test]
+async fn reject_log_upload_is_aborted_when_the_conversion_fails() {
+    let s3 = aws::s3_client(&moto::sdk_config());
+    let silver = bucket(&s3).await;
+    // 40,000 bad rows: more reject lines than one part, so a multipart upload is under way.
+    let mut text =
+        String::from("sku_id,location_id,date,units,revenue,price,promo,category,channel,notes\n");
+    for i in 0..40_000 {
+        text.push_str(&format!(
+            "S{i},L1,not-a-date,1,1.00,1,true,c,web,bad row {i}\n"
+        ));
+        text.push_str(&format!(
+            "S{i},L1,2024-01-01,1,1.00,1,true,c,web,good row {i}\n"
+        ));
+    }
+    let mut contract = snowcast::contract::builtin("sales").unwrap().unwrap();
+    contract.partition = None;
+    contract.max_reject_ratio = 1.0;
+    let settings = ConvertSettings {
+        upload_chunk_bytes: MIN_PART_BYTES,
+        ..ConvertSettings::default()
+    };
+    let source = SourceInfo {
+        key: "s3://bronze/acme/sales/cut.csv".into(),
+        fingerprint: "f".into(),
+    };
+    let result = Converter::try_new("acme", "sales", source)
+        .unwrap()
+        .with_contract(contract)
+        .with_settings(settings)
+        .run(&Truncated(Bytes::from(text)), &sink(&s3, &silver, "lake"))
+        .await;
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    let open = s3
+        .list_multipart_uploads()
+        .bucket(&silver)
+        .send()
+        .await
+        .unwrap();
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+    let objects = s3.list_objects_v2().bucket(&silver).send().await.unwrap();
+    assert!(objects.contents().is_empty(), "nothing committed");
 }

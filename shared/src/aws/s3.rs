@@ -2,9 +2,10 @@
 //!
 //! An upload buffers one part (at least 5 MiB, S3's minimum for all but the last part) and
 //! sends it as soon as it fills, so memory per open object is one part whatever the object
-//! size. Objects smaller than a part are sent with one `PutObject` on commit. An upload
-//! dropped without commit or abort (a deadline cut the conversion short) aborts itself in
-//! the background; the bucket's lifecycle rule catches whatever that misses.
+//! size. Objects smaller than a part are sent with one `PutObject` on commit. Callers
+//! commit or abort every upload on every path, and a failed commit aborts itself; an
+//! upload dropped otherwise (a panic) is logged, and the bucket's lifecycle rule
+//! (`abort-incomplete-uploads`) removes its parts.
 
 use async_trait::async_trait;
 use aws_sdk_s3::{
@@ -339,21 +340,33 @@ impl ObjectUpload for S3Upload {
                 .map_err(|e| self.error("put", describe(&e)))?;
             return Ok(self.stored());
         };
-        if !rest.is_empty() {
-            self.send_part(rest).await?;
+        let completed = async {
+            if !rest.is_empty() {
+                self.send_part(rest).await?;
+            }
+            let parts = CompletedMultipartUpload::builder()
+                .set_parts(Some(std::mem::take(&mut self.parts)))
+                .build();
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .multipart_upload(parts)
+                .send()
+                .await
+                .map_err(|e| self.error("complete multipart upload", describe(&e)))
         }
-        let parts = CompletedMultipartUpload::builder()
-            .set_parts(Some(std::mem::take(&mut self.parts)))
-            .build();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&upload_id)
-            .multipart_upload(parts)
-            .send()
-            .await
-            .map_err(|e| self.error("complete multipart upload", describe(&e)))?;
+        .await;
+        if let Err(error) = completed {
+            if let Err(message) =
+                abort_upload(&self.client, &self.bucket, &self.key, &upload_id).await
+            {
+                tracing::warn!(key = %self.key, %message, "failed upload not aborted");
+            }
+            self.upload_id = None;
+            return Err(error);
+        }
         self.upload_id = None;
         Ok(self.stored())
     }
@@ -370,20 +383,14 @@ impl ObjectUpload for S3Upload {
 
 impl Drop for S3Upload {
     fn drop(&mut self) {
-        // Neither committed nor aborted: the conversion was cancelled (deadline, panic).
-        // Parts already sent cost storage until aborted, so abort in the background.
-        let Some(upload_id) = self.upload_id.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
-        runtime.spawn(async move {
-            if let Err(message) = abort_upload(&client, &bucket, &key, &upload_id).await {
-                tracing::warn!(%bucket, %key, %message, "abandoned multipart upload not aborted");
-            }
-        });
+        if let Some(upload_id) = &self.upload_id {
+            tracing::warn!(
+                bucket = %self.bucket,
+                key = %self.key,
+                %upload_id,
+                "multipart upload dropped without commit or abort; the lifecycle rule removes it"
+            );
+        }
     }
 }
 

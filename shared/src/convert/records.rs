@@ -12,7 +12,7 @@
 //! a delimiter, a line end or the end of the input, and `""` inside it is one quote. A `"`
 //! inside an unquoted field is an ordinary character (`5" screen`).
 
-use memchr::{memchr, memchr2, memchr3};
+use memchr::{memchr, memchr2_iter, memchr3};
 
 /// How large a record may be. The splitter delimits records past these limits but only
 /// keeps their first bytes.
@@ -327,16 +327,18 @@ impl RecordSplitter {
 
     /// Counts the non-blank lines a quoted run starts, for an unclosed quote's accounting.
     fn count_lines(&mut self, run: &[u8]) {
-        if !self.at_line_end && memchr2(b'\n', b'\r', run).is_none() {
-            return;
-        }
-        for &byte in run {
-            if is_line_end(byte) {
-                self.at_line_end = true;
-            } else if self.at_line_end {
+        let mut start = 0;
+        for end in memchr2_iter(b'\n', b'\r', run).chain(std::iter::once(run.len())) {
+            if end > start {
+                if self.at_line_end {
+                    self.lines_in_quote += 1;
+                }
                 self.at_line_end = false;
-                self.lines_in_quote += 1;
             }
+            if end < run.len() {
+                self.at_line_end = true;
+            }
+            start = end + 1;
         }
     }
 

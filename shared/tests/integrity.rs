@@ -1,0 +1,406 @@
+//! Regression tests for the converter-integrity review (issue 8): for each finding, the
+//! crafted input that broke the promise "every row ends in silver or in the reject file,
+//! counted, and values are never changed", converted again. Each test is named after its
+//! finding. Memory bounds are checked on the binary in `local/tests/hostile.rs`.
+
+mod common;
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use async_trait::async_trait;
+use common::*;
+use snowcast::{
+    convert::{ByteSource, ConvertSettings, Converter, Input, SourceInfo},
+    manifest::Status,
+    storage::LocalDirSink,
+};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Lines of a sales file with a good row for each number.
+fn good_row(i: usize) -> String {
+    format!("S{i},L1,2024-01-01,{i},1.00,1,true,c,web,note {i}")
+}
+
+/// Finding 1: a quote that never closes swallowed the rest of the file into one cell.
+#[tokio::test]
+async fn unclosed_quote_rejects_the_swallowed_rows_and_counts_each() {
+    let mut rows: Vec<String> = (1..=9000).map(good_row).collect();
+    rows.push("S9001,L1,2024-01-01,1,1.00,1,true,c,web,\"never closed".into());
+    rows.extend((9002..=10_001).map(good_row));
+    let text = sales_rows(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let strict = convert(&text, sales_with_limit(0.05)).await;
+    assert_eq!(strict.manifest.status, Status::Rejected);
+    assert_eq!(strict.manifest.rows_read, 10_001, "every physical record");
+    assert_eq!(strict.manifest.rows_invalid, 1001);
+
+    let lenient = convert(&text, sales_with_limit(1.0)).await;
+    assert_eq!(lenient.manifest.status, Status::Accepted);
+    assert_eq!(lenient.manifest.rows_read, 10_001);
+    assert_eq!(lenient.manifest.rows_written, 9000);
+    assert_eq!(lenient.manifest.rows_rejected, 1001);
+    let rejects = lenient.rejects();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["row"], 9001);
+    assert_eq!(rejects[0]["last_row"], 10_001);
+    assert_eq!(rejects[0]["column"], "notes");
+    assert_eq!(rejects[0]["truncated"], true);
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("never closes"),
+        "{}",
+        rejects[0]["reason"]
+    );
+    let longest = lenient
+        .strings("notes")
+        .into_iter()
+        .flatten()
+        .map(|n| n.len())
+        .max();
+    assert!(longest < Some(20), "no row carries another row's text");
+
+    // At the very end of a file it costs one row, and the file is kept.
+    let mut tail: Vec<String> = (1..=100).map(good_row).collect();
+    tail.push("S101,L1,2024-01-01,1,1.00,1,true,c,web,\"oops".into());
+    let text = sales_rows(&tail.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = convert(&text, sales_with_limit(0.05)).await;
+    assert_eq!(
+        (out.manifest.rows_read, out.manifest.rows_written),
+        (101, 100)
+    );
+}
+
+/// Converts `text` as a dataset without a contract and returns the manifest's column types
+/// and the values of `column` as text.
+async fn sniffed(text: &str, column: &str) -> (Vec<String>, Vec<Option<String>>, Converted) {
+    let out = convert_with(
+        text.as_bytes().to_vec(),
+        "stores",
+        None,
+        ConvertSettings::default(),
+    )
+    .await;
+    let types = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| format!("{}:{}", c.name, c.column_type))
+        .collect();
+    let values = out.strings_or_text(column);
+    (types, values, out)
+}
+
+/// A column of `first` for 1,000 rows, then `later` values, under header `id,v`.
+fn column_file(first: &str, later: &[&str]) -> (String, Vec<String>) {
+    let mut values: Vec<String> = (0..1000)
+        .map(|i| first.replace('#', &i.to_string()))
+        .collect();
+    values.extend(later.iter().map(|v| v.to_string()));
+    let mut text = String::from("id,v\n");
+    for (i, v) in values.iter().enumerate() {
+        text.push_str(&format!("{i},{v}\n"));
+    }
+    (text, values)
+}
+
+/// Finding 2: types sniffed from the first 1,000 rows reparsed later values into others.
+#[tokio::test]
+async fn sniffed_types_past_the_sniff_window_widen_and_keep_every_value() {
+    for later in [
+        &["01234"][..],
+        &["12345678901234567890"],
+        &["+14155552671"],
+        &["+007"],
+        &["1e999"],
+        &["just text", "more text"],
+    ] {
+        let (text, values) = column_file("#", later);
+        let (types, stored, out) = sniffed(&text, "v").await;
+        assert_eq!(types[1], "v:string", "{later:?}");
+        assert_eq!(out.manifest.status, Status::Accepted, "{later:?}");
+        assert_eq!(out.manifest.rows_written, values.len() as u64);
+        let expected: Vec<Option<String>> = values.into_iter().map(Some).collect();
+        assert_eq!(stored, expected, "{later:?}: every value as written");
+    }
+    // A plain text column after 1,000 numeric rows was rejected at 50%.
+    let mut text = String::from("id,v\n");
+    for i in 0..2000 {
+        let v = if i < 1000 {
+            i.to_string()
+        } else {
+            format!("name {i}")
+        };
+        text.push_str(&format!("{i},{v}\n"));
+    }
+    let (types, _, out) = sniffed(&text, "v").await;
+    assert_eq!(types[1], "v:string");
+    assert_eq!(
+        (out.manifest.status, out.manifest.rows_written),
+        (Status::Accepted, 2000)
+    );
+    // Integers that later need a fraction become an exact decimal, not a float.
+    let (text, _) = column_file("#", &["2.25", "-0.5"]);
+    let (types, stored, _) = sniffed(&text, "v").await;
+    assert_eq!(types[1], "v:decimal(5,2)");
+    assert_eq!(stored[999].as_deref(), Some("999.00"));
+    assert_eq!(stored[1000].as_deref(), Some("2.25"));
+    assert_eq!(stored[1001].as_deref(), Some("-0.50"));
+}
+
+/// Finding 2, contract side: a float column must not turn `1e999` into infinity.
+#[tokio::test]
+async fn sniffed_types_float_overflow_is_rejected_not_infinite() {
+    let c = contract(
+        r#"
+        dataset = "readings"
+        columns = [{ name = "id", type = "string" }, { name = "value", type = "float" }]"#,
+    );
+    let out = convert("id,value\na,1.5\nb,1e999\nc,-inf\n", sales_free(c, 1.0)).await;
+    assert_eq!(out.manifest.rows_written, 2);
+    let rejects = out.rejects();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["reason"], "number out of range: \"1e999\"");
+}
+
+fn sales_free(
+    mut contract: snowcast::contract::Contract,
+    ratio: f64,
+) -> snowcast::contract::Contract {
+    contract.max_reject_ratio = ratio;
+    contract
+}
+
+/// Finding 3: a CSV column named `tenant_id` sat beside the real one and could shadow it.
+#[tokio::test]
+async fn reserved_column_names_are_renamed_and_the_tenant_is_the_real_one() {
+    let text = "sku,tenant_id,_source_row,Tenant ID\nA,globex,7,initech\n";
+    let out = convert_with(
+        text.as_bytes().to_vec(),
+        "stores",
+        None,
+        ConvertSettings::default(),
+    )
+    .await;
+    let names: Vec<&str> = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["sku", "_csv_tenant_id", "source_row", "_csv_tenant_id_2"]
+    );
+    let batch = &out.batches()[0];
+    let schema = batch.schema();
+    let mut all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), count, "silver column names are unique");
+    assert_eq!(out.strings("tenant_id"), [Some("acme".to_string())]);
+    assert_eq!(out.strings("_csv_tenant_id"), [Some("globex".to_string())]);
+
+    // With a contract, the column is kept under its new name, never dropped or merged.
+    let text = format!("{SALES_HEADER},tenant_id\n{},globex\n", good_row(1));
+    let out = convert(&text, sales_with_limit(0.0)).await;
+    assert_eq!(out.manifest.extra_columns, ["_csv_tenant_id"]);
+    assert_eq!(out.strings("tenant_id"), [Some("acme".to_string())]);
+    assert_eq!(out.strings("_csv_tenant_id"), [Some("globex".to_string())]);
+}
+
+/// An input generated on the fly: a header, then `rows` rows whose notes are `cell_bytes`
+/// long (every tenth row's notes empty, a NULL), without holding the text.
+struct BigCells {
+    rows: usize,
+    cell_bytes: usize,
+}
+
+struct BigCellsReader {
+    pending: Vec<u8>,
+    at: usize,
+    row: usize,
+    rows: usize,
+    cell_bytes: usize,
+}
+
+impl AsyncRead for BigCellsReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at == this.pending.len() && this.row < this.rows {
+            this.row += 1;
+            let notes = if this.row % 10 == 0 {
+                0
+            } else {
+                this.cell_bytes
+            };
+            this.pending = format!("S{},L1,2024-01-01,1,1.00,1,true,c,web,", this.row).into_bytes();
+            this.pending.resize(this.pending.len() + notes, b'x');
+            this.pending.push(b'\n');
+            this.at = 0;
+        }
+        let n = buf.remaining().min(this.pending.len() - this.at);
+        buf.put_slice(&this.pending[this.at..this.at + n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[async_trait]
+impl Input for BigCells {
+    async fn open(&self) -> snowcast::Result<ByteSource> {
+        Ok(Box::new(BigCellsReader {
+            pending: format!("{SALES_HEADER}\n").into_bytes(),
+            at: 0,
+            row: 0,
+            rows: self.rows,
+            cell_bytes: self.cell_bytes,
+        }))
+    }
+}
+
+/// Finding 4: large cells pushed a batch past Arrow's 2 GiB of text; later rows were
+/// rejected as "text too large for one batch", and a NULL after that panicked.
+#[tokio::test]
+async fn batch_text_over_2_gib_is_cut_into_batches_and_nothing_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut flat = sales_with_limit(0.0);
+    flat.partition = None;
+    let converter = Converter::try_new(
+        "acme",
+        "sales",
+        SourceInfo {
+            key: "s3://bronze/acme/sales/big.csv".into(),
+            fingerprint: "f".into(),
+        },
+    )
+    .unwrap()
+    .with_contract(flat)
+    .with_settings(ConvertSettings::default().with_spill_dir(dir.path()));
+    let input = BigCells {
+        rows: 230,
+        cell_bytes: 10 << 20,
+    };
+    let manifest = converter
+        .run(&input, &LocalDirSink::new(dir.path().join("silver")))
+        .await
+        .unwrap();
+    assert_eq!(manifest.status, Status::Accepted, "{:?}", manifest.reason);
+    assert_eq!((manifest.rows_read, manifest.rows_written), (230, 230));
+    assert!(manifest.source.text_bytes > 2 << 30);
+}
+
+/// Finding 5 (spill): a small file expanding into more spill than allowed is rejected with
+/// the reason, and its rows are still counted.
+#[tokio::test]
+async fn memory_spill_past_its_limit_rejects_the_file_and_counts_it() {
+    let rows: Vec<String> = (0..30_000)
+        .map(|i| {
+            format!(
+                "S{i},L1,2024-0{}-{:02},{i},1.00,1,false,c,web,note {i} {}",
+                1 + i % 9,
+                1 + i % 28,
+                "pad".repeat(20)
+            )
+        })
+        .collect();
+    let mut settings = ConvertSettings::default().with_memory_budget(1 << 20);
+    settings.max_spill_bytes = 256 << 10;
+    let out = convert_all_or_nothing(&rows, settings).await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    assert!(
+        out.manifest.reason.as_deref().unwrap().contains("spill"),
+        "{:?}",
+        out.manifest.reason
+    );
+    assert_eq!(out.manifest.rows_read, 30_000);
+    assert_eq!(out.parquet_files_on_disk(), 0);
+}
+
+/// Finding 10: `Artikel;Preis (EUR, netto)` was split at the comma.
+#[tokio::test]
+async fn delimiter_ties_go_to_the_consistent_split() {
+    let text = "Artikel;Preis (EUR, netto)\nA1;4,50\nB2;12,00\n";
+    let out = convert_with(
+        text.as_bytes().to_vec(),
+        "prices",
+        None,
+        ConvertSettings::default(),
+    )
+    .await;
+    assert_eq!(out.manifest.source.delimiter.as_deref(), Some(";"));
+    let names: Vec<&str> = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["artikel", "preis_eur_netto"]);
+    assert_eq!(
+        out.strings("preis_eur_netto"),
+        [Some("4,50".to_string()), Some("12,00".to_string())]
+    );
+}
+
+/// Finding 11: `"abc"def` became `abcdef`, and `"say \"hi\""` was mangled.
+#[tokio::test]
+async fn lenient_quotes_are_rejected_rows_never_altered_values() {
+    let text = sales_rows(&[
+        &good_row(1),
+        "S2,L1,2024-01-01,1,1.00,1,true,c,web,\"abc\"def",
+        "S3,L1,2024-01-01,1,1.00,1,true,c,web,\"say \\\"hi\\\"\"",
+        &good_row(4),
+    ]);
+    let out = convert(&text, sales_with_limit(1.0)).await;
+    assert_eq!(out.manifest.rows_written, 2);
+    let rejects = out.rejects();
+    assert_eq!(rejects.len(), 2);
+    for reject in &rejects {
+        assert_eq!(reject["column"], "notes");
+        assert!(
+            reject["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("text after the closing quote"),
+            "{reject}"
+        );
+    }
+    assert_eq!(
+        out.strings("notes"),
+        [Some("note 1".to_string()), Some("note 4".to_string())]
+    );
+}
+
+/// Finding 13: a file rejected for invalid UTF-8 at row 5,001 reported `rows_read 5001`.
+#[tokio::test]
+async fn accounting_a_file_rejected_mid_way_counts_every_record() {
+    let mut bytes = format!("{SALES_HEADER}\n").into_bytes();
+    for i in 1..=10_001 {
+        let mut row = good_row(i).into_bytes();
+        if i == 5001 {
+            row.extend_from_slice(b" \xff");
+        }
+        bytes.extend_from_slice(&row);
+        bytes.push(b'\n');
+    }
+    let out = convert_sales_bytes(bytes).await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    assert!(out.manifest.reason.as_deref().unwrap().contains("row 5001"));
+    assert_eq!(out.manifest.rows_read, 10_001);
+    assert_eq!(out.manifest.rows_rejected, 10_001);
+
+    // A refusal before the first row (a missing required column) counts the file too.
+    let text = format!("sku_id,date\n{}", "A,2024-01-01\n".repeat(500));
+    let out = convert(&text, sales_with_limit(0.05)).await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    assert_eq!(out.manifest.rows_read, 500);
+}

@@ -4,6 +4,7 @@
 //! exit codes: 0 success, 1 operational error, 2 the input was rejected.
 
 mod convert;
+mod loads;
 mod snowflake;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Snowflake(snowflake::SnowflakeCommand),
     /// Hand one manifest's files to Snowpipe, as the notifier does (re-drive a load).
     Load(snowflake::LoadArgs),
+    /// List the silver files Snowpipe failed to load, and re-drive them.
+    Loads(loads::LoadsArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
             Command::Convert(args) => convert::run(args).await,
             Command::Snowflake(command) => snowflake::run(command).await,
             Command::Load(args) => snowflake::load(args).await,
+            Command::Loads(args) => loads::run(args).await,
         }
     });
     match outcome {

@@ -28,7 +28,7 @@ pub struct Connection {
     base_url: Option<String>,
     /// AWS endpoint for Secrets Manager and S3 (an emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
-    endpoint_url: Option<String>,
+    pub endpoint_url: Option<String>,
 }
 
 impl Connection {
@@ -97,13 +97,9 @@ pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
     }
 }
 
-/// `snowcast load MANIFEST`: what the notifier does for one manifest.
+/// Which pipes load which datasets, as the notifier is configured.
 #[derive(Args)]
-pub struct LoadArgs {
-    /// Manifest to load: a local path or s3://bucket/key.
-    manifest: String,
-    #[command(flatten)]
-    connection: Connection,
+pub struct PipeArgs {
     /// Pipes of datasets not named `<DATASET>_PIPE` (`dataset=DB.SCHEMA.PIPE,...`).
     #[arg(long, env = "SNOWCAST_PIPES", default_value = "")]
     pipes: String,
@@ -116,24 +112,40 @@ pub struct LoadArgs {
     pipe_datasets: Option<String>,
 }
 
-pub async fn load(args: LoadArgs) -> Result<ExitCode> {
-    let manifest = read_manifest(&args.manifest, args.connection.endpoint_url.as_deref()).await?;
-    let credentials = args.connection.credentials().await;
-    let scope = match args.pipe_scope {
-        Some(scope) => scope,
+/// The notifier's service over `connection` and `pipes`, as the Lambda builds it.
+pub async fn notifier(connection: &Connection, pipes: &PipeArgs) -> Result<Notifier> {
+    let credentials = connection.credentials().await;
+    let scope = match &pipes.pipe_scope {
+        Some(scope) => scope.clone(),
         None => {
             let signer = credentials.signer().await?;
             let c = signer.credentials();
             format!("{}.{}", c.database, c.schema)
         }
     };
-    let pipes = PipeMap::parse(&args.pipes, Some(scope), args.pipe_datasets.as_deref())?;
+    let map = PipeMap::parse(&pipes.pipes, Some(scope), pipes.pipe_datasets.as_deref())?;
     let client = SnowpipeClient::new(
         snowflake::http_client()?,
         credentials,
-        args.connection.base_url.clone(),
+        connection.base_url.clone(),
     );
-    let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(client, pipes)));
+    Ok(Notifier::new(Arc::new(SnowpipeLoader::new(client, map))))
+}
+
+/// `snowcast load MANIFEST`: what the notifier does for one manifest.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Manifest to load: a local path or s3://bucket/key.
+    manifest: String,
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    pipes: PipeArgs,
+}
+
+pub async fn load(args: LoadArgs) -> Result<ExitCode> {
+    let manifest = read_manifest(&args.manifest, args.connection.endpoint_url.as_deref()).await?;
+    let notifier = notifier(&args.connection, &args.pipes).await?;
     let messages = manifest
         .load_messages(&args.manifest)
         .into_iter()

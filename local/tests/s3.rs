@@ -98,3 +98,47 @@ fn converts_from_s3_to_s3_within_the_memory_budget() {
 
     common::assert_peak_rss_within(budget_mb, csv_bytes);
 }
+
+/// Finding 13: `snowcast convert s3://...` took `--tenant` on trust, so a replay could write
+/// one tenant's file as another's.
+#[test]
+fn accounting_an_s3_input_must_belong_to_the_tenant_named() {
+    let rt = runtime();
+    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let (bronze, silver) = (moto::unique("bronze"), moto::unique("silver"));
+    let key = "acme/sales/march.csv";
+    rt.block_on(async {
+        for bucket in [&bronze, &silver] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        s3.put_object()
+            .bucket(&bronze)
+            .key(key)
+            .body(ByteStream::from_static(
+                b"sku_id,location_id,date\nA,L,2024-01-01\n",
+            ))
+            .send()
+            .await
+            .unwrap();
+    });
+    for (tenant, dataset) in [("globex", "sales"), ("acme", "inventory")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_snowcast"))
+            .args([
+                "convert",
+                &format!("s3://{bronze}/{key}"),
+                "--tenant",
+                tenant,
+            ])
+            .args(["--dataset", dataset, "--out", &format!("s3://{silver}")])
+            .envs(moto::child_env())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("belongs to tenant \"acme\""), "{stderr}");
+    }
+    let listed = rt
+        .block_on(s3.list_objects_v2().bucket(&silver).send())
+        .unwrap();
+    assert!(listed.contents().is_empty(), "nothing written");
+}

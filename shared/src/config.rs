@@ -117,6 +117,8 @@ pub struct SnowpipeNotifierConfig {
     pub pipes: PipeMap,
     /// `SNOWCAST_SNOWFLAKE_BASE_URL`: overrides the account URL (private link, tests).
     pub base_url: Option<String>,
+    /// `SNOWCAST_LOAD_AUDIT_MINUTES`: the load audit's schedule period (default 15).
+    pub audit_period: chrono::Duration,
 }
 
 /// Reads [`SnowpipeNotifierConfig`].
@@ -129,5 +131,11 @@ pub fn snowpipe_notifier() -> Result<SnowpipeNotifierConfig> {
             var("SNOWCAST_PIPE_DATASETS").as_deref(),
         )?,
         base_url: var("SNOWCAST_SNOWFLAKE_BASE_URL"),
+        audit_period: match var("SNOWCAST_LOAD_AUDIT_MINUTES") {
+            Some(minutes) => {
+                chrono::Duration::minutes(parse_number("SNOWCAST_LOAD_AUDIT_MINUTES", &minutes)?)
+            }
+            None => crate::notify::DEFAULT_AUDIT_PERIOD,
+        },
     })
 }

@@ -118,6 +118,67 @@ impl Input for PinnedObject {
     }
 }
 
+/// Objects in memory, for tests and fuzzing; not for production (nothing is persisted).
+/// Uploads are invisible until committed, as in every adapter.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySink {
+    objects: Arc<std::sync::Mutex<std::collections::BTreeMap<String, Bytes>>>,
+}
+
+impl MemorySink {
+    /// Every committed object, by key.
+    pub fn objects(&self) -> std::collections::BTreeMap<String, Bytes> {
+        self.objects.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ObjectSink for MemorySink {
+    async fn create(&self, key: &str) -> Result<Box<dyn ObjectUpload>> {
+        check_relative_key("create", key)?;
+        Ok(Box::new(MemoryUpload {
+            sink: self.clone(),
+            key: key.to_string(),
+            data: Vec::new(),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        check_relative_key("get", key)?;
+        Ok(self.objects().get(key).cloned())
+    }
+}
+
+struct MemoryUpload {
+    sink: MemorySink,
+    key: String,
+    data: Vec<u8>,
+}
+
+#[async_trait]
+impl ObjectUpload for MemoryUpload {
+    async fn write(&mut self, bytes: Bytes) -> Result<()> {
+        self.data.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<StoredObject> {
+        let bytes = self.data.len() as u64;
+        if let Ok(mut objects) = self.sink.objects.lock() {
+            objects.insert(self.key.clone(), Bytes::from(self.data));
+        }
+        Ok(StoredObject {
+            uri: format!("memory://{}", self.key),
+            key: self.key,
+            bytes,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// A directory as an object store: keys are relative paths. Objects are written to a hidden
 /// temporary file beside their final path and renamed on commit.
 #[derive(Debug, Clone)]

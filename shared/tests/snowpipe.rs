@@ -23,6 +23,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use snowcast::{
     Error,
+    lambda::SqsBatchResponse,
     manifest::LoadMessage,
     notify::{Notifier, PipeMap, SnowpipeLoader},
     snowflake::{
@@ -418,6 +419,143 @@ async fn insert_reports_give_each_files_load_status() {
     assert_eq!(requests[0]["query"]["beginMark"], "1_15");
 }
 
+/// A `loadHistoryScan` answer of `pipe` with one loaded and one failed file per path pair.
+fn history(pipe: &str, loaded: &str, failed: &str) -> Value {
+    json!({
+        "pipe": pipe, "completeResult": true,
+        "startTimeInclusive": "2026-11-22T09:30:00.000Z", "endTimeExclusive": "2026-11-22T09:45:00.000Z",
+        "rangeStartTime": "2026-11-22T09:31:00.000Z", "rangeEndTime": "2026-11-22T09:44:00.000Z",
+        "files": [
+            {"path": loaded, "stageLocation": "s3://silver/", "fileSize": 100, "timeReceived": "2026-11-22T09:30:03.000Z",
+             "lastInsertTime": "2026-11-22T09:31:00.000Z", "rowsInserted": 10, "rowsParsed": 10, "errorsSeen": 0,
+             "errorLimit": 1, "complete": true, "status": "LOADED"},
+            {"path": failed, "stageLocation": "s3://silver/", "fileSize": 100, "timeReceived": "2026-11-22T09:30:03.000Z",
+             "lastInsertTime": "2026-11-22T09:44:00.000Z", "rowsInserted": 0, "rowsParsed": 4, "errorsSeen": 4, "errorLimit": 1,
+             "firstError": "Numeric value 'x' is not recognized", "complete": true, "status": "LOAD_FAILED"}
+        ]
+    })
+}
+
+/// Finding 13: a file Snowpipe accepted but failed to load (a COPY error) went unnoticed.
+/// The scheduled audit finds it with `loadHistoryScan`, asked as the official SDK asks.
+#[tokio::test]
+async fn accounting_failed_loads_are_found_by_the_scheduled_audit() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = credentials_json("xy12345", "key.pem", None);
+    let args = json!({
+        "base_url": stand_in.url, "account": "xy12345", "user": "loader_svc", "pipe": PIPE,
+        "private_key": credentials["private_key"],
+        "start": "2026-11-22T09:30:00.000Z", "end": "2026-11-22T09:45:00.000Z",
+    });
+    let args_path = dir.path().join("args.json");
+    std::fs::write(&args_path, args.to_string()).unwrap();
+    let sdk = Command::new(python::python())
+        .args([
+            &python::script("snowpipe_sdk.py"),
+            "history",
+            args_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sdk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sdk.stderr)
+    );
+    let theirs = recorded(&stand_in.url).await.remove(0);
+
+    let pipes = PipeMap::parse(&format!("sales={PIPE}"), None, None).unwrap();
+    let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
+    let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(
+        client(&stand_in.url, secret),
+        pipes,
+    )));
+    let answer = history(PIPE, "sales/t/a.parquet", "sales/t/b.parquet");
+    script(&stand_in.url, json!([{"status": 200, "body": answer}])).await;
+    let event = json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "account": "123456789012", "time": "2026-11-22T10:07:31Z", "region": "us-east-1",
+                       "resources": ["arn:aws:events:us-east-1:123456789012:rule/audit"], "detail": {}});
+    let audit = notifier.handle(event).await.unwrap();
+    assert_eq!(audit["loaded"], 1);
+    assert_eq!(audit["failed"].as_array().unwrap().len(), 1);
+    assert_eq!(audit["failed"][0]["path"], "sales/t/b.parquet");
+    assert_eq!(
+        audit["failed"][0]["first_error"],
+        "Numeric value 'x' is not recognized"
+    );
+
+    let ours = recorded(&stand_in.url).await.remove(0);
+    assert_eq!(ours["method"], theirs["method"]);
+    assert_eq!(
+        ours["path"],
+        format!("/v1/data/pipes/{PIPE}/loadHistoryScan")
+    );
+    assert_eq!(ours["path"], theirs["path"]);
+    for key in ["startTimeInclusive", "endTimeExclusive"] {
+        assert_eq!(ours["query"][key], theirs["query"][key], "{key}");
+    }
+    assert!(ours["query"]["requestId"].is_string());
+}
+
+/// A window whose answer is full (10,000 files) is asked for again in halves.
+#[tokio::test]
+async fn a_full_history_answer_is_split_until_nothing_is_left_out() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let mut full = history("RAW_DB.RAW.SALES_PIPE", "x", "y");
+    let one = full["files"][0].clone();
+    full["files"] = Value::Array(vec![one; 10_000]);
+    let half = history(
+        "RAW_DB.RAW.SALES_PIPE",
+        "sales/a.parquet",
+        "sales/b.parquet",
+    );
+    script(
+        &stand_in.url,
+        json!([
+            {"status": 200, "body": full, "match": "SALES_PIPE"},
+            {"status": 200, "body": half, "match": "SALES_PIPE"},
+            {"status": 200, "body": half, "match": "SALES_PIPE"},
+        ]),
+    )
+    .await;
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let audit = notifier
+        .audit(at("2026-11-22T09:30:00Z"), at("2026-11-22T09:45:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((audit.loaded, audit.failed.len()), (2, 2));
+    let sales: Vec<Value> = recorded(&stand_in.url)
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap().contains("SALES_PIPE"))
+        .collect();
+    let windows: Vec<(&str, &str)> = sales
+        .iter()
+        .map(|r| {
+            (
+                r["query"]["startTimeInclusive"].as_str().unwrap(),
+                r["query"]["endTimeExclusive"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows[0],
+        ("2026-11-22T09:30:00.000Z", "2026-11-22T09:45:00.000Z")
+    );
+    let mut halves = windows[1..].to_vec();
+    halves.sort();
+    assert_eq!(
+        halves,
+        [
+            ("2026-11-22T09:30:00.000Z", "2026-11-22T09:37:30.000Z"),
+            ("2026-11-22T09:37:30.000Z", "2026-11-22T09:45:00.000Z")
+        ]
+    );
+}
+
 /// A load-queue message: a manifest with `files` of `dataset`.
 fn manifest_message(id: &str, dataset: &str, files: &[&str]) -> Value {
     let files: Vec<Value> = files
@@ -469,7 +607,8 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
         manifest_message("m-sales-2", "sales", &["sales/tenant_id=acme/d=2/b.parquet", "sales/tenant_id=acme/d=3/c.parquet"]),
         {"messageId": "m-junk", "body": "not a manifest", "eventSource": "aws:sqs"},
     ]});
-    let response = notifier.handle(event).await.unwrap();
+    let response: SqsBatchResponse =
+        serde_json::from_value(notifier.handle(event).await.unwrap()).unwrap();
     let mut failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -524,7 +663,8 @@ async fn datasets_without_a_pipe_are_acknowledged_and_counted_not_dead_lettered(
         manifest_message("m-weather", "weather", &["weather/tenant_id=acme/a.parquet"]),
         manifest_message("m-sales", "sales", &["sales/tenant_id=acme/d=1/a.parquet"]),
     ]});
-    let response = notifier.handle(event).await.unwrap();
+    let response: SqsBatchResponse =
+        serde_json::from_value(notifier.handle(event).await.unwrap()).unwrap();
     assert!(response.batch_item_failures.is_empty());
     let requests = recorded(&stand_in.url).await;
     assert_eq!(requests.len(), 1);

@@ -4,6 +4,8 @@
                                              "s3cret") and public.pem into DIR
     snowpipe_sdk.py ingest ARGS.json         runs SimpleIngestManager.ingest_files against
                                              ARGS' base URL; prints the SDK's token claims
+    snowpipe_sdk.py history ARGS.json        runs SimpleIngestManager.get_history_range with
+                                             ARGS' start and end
     snowpipe_sdk.py verify PUBLIC.pem TOKEN  verifies an RS256 token, prints its claims
 """
 
@@ -30,18 +32,28 @@ def keys(directory):
             f.write(data)
 
 
+def manager_for(args):
+    base = urlsplit(args["base_url"])
+    return SimpleIngestManager(account=args["account"], host=base.hostname, user=args["user"],
+                               pipe=args["pipe"], private_key=args["private_key"],
+                               scheme=base.scheme, port=base.port)
+
+
 def ingest(args_path):
     with open(args_path) as f:
         args = json.load(f)
-    base = urlsplit(args["base_url"])
-    manager = SimpleIngestManager(account=args["account"], host=base.hostname, user=args["user"],
-                                  pipe=args["pipe"], private_key=args["private_key"],
-                                  scheme=base.scheme, port=base.port)
+    manager = manager_for(args)
     files = [StagedFile(f["path"], f["size"]) for f in args["files"]]
     response = manager.ingest_files(files)
     token = manager.sec_manager.get_token()
     print(json.dumps({"response": response,
                       "claims": jwt.decode(token, options={"verify_signature": False})}))
+
+
+def history(args_path):
+    with open(args_path) as f:
+        args = json.load(f)
+    print(json.dumps(manager_for(args).get_history_range(args["start"], args["end"])))
 
 
 def verify(public_path, token):
@@ -57,6 +69,8 @@ if __name__ == "__main__":
         keys(sys.argv[2])
     elif command == "ingest":
         ingest(sys.argv[2])
+    elif command == "history":
+        history(sys.argv[2])
     elif command == "verify":
         verify(sys.argv[2], sys.argv[3])
     else:

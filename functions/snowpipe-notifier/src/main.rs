@@ -1,5 +1,6 @@
-//! snowpipe-notifier: manifests from the load queue -> Snowpipe `insertFiles`.
-//! Wiring only; the logic is `snowcast::notify`.
+//! snowpipe-notifier: load messages from the queue -> Snowpipe `insertFiles`; on a
+//! schedule, the audit of what the pipes loaded. Wiring only; the logic is
+//! `snowcast::notify`.
 
 use std::sync::Arc;
 
@@ -22,10 +23,10 @@ async fn main() -> Result<(), Error> {
     let secret = SecretsManagerSecret::new(aws::secrets_client(&sdk), config.secret_id);
     let credentials = Arc::new(CredentialStore::new(Arc::new(secret)));
     let client = SnowpipeClient::new(snowflake::http_client()?, credentials, config.base_url);
-    let notifier = Arc::new(Notifier::new(Arc::new(SnowpipeLoader::new(
-        client,
-        config.pipes,
-    ))));
+    let notifier = Arc::new(
+        Notifier::new(Arc::new(SnowpipeLoader::new(client, config.pipes)))
+            .with_audit_period(config.audit_period),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let notifier = Arc::clone(&notifier);
         async move { notifier.handle(event.payload).await }

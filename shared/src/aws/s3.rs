@@ -394,6 +394,39 @@ impl Drop for S3Upload {
     }
 }
 
+/// Copies `bucket`/`from` to `bucket`/`to` on the server side; returns the copy's size.
+pub async fn copy_object(client: &Client, bucket: &str, from: &str, to: &str) -> Result<u64> {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(from)
+        .send()
+        .await
+        .map_err(|e| store_error("head", bucket, from, describe(&e)))?;
+    // CopySource is `bucket/key`, URL-encoded (keys hold `=`, spaces, accents).
+    let source = format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
+    );
+    client
+        .copy_object()
+        .bucket(bucket)
+        .key(to)
+        .copy_source(source)
+        .send()
+        .await
+        .map_err(|e| store_error("copy", bucket, to, describe(&e)))?;
+    Ok(head.content_length().unwrap_or_default().max(0) as u64)
+}
+
+/// What `CopySource` must escape: everything but unreserved characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 async fn abort_upload(
     client: &Client,
     bucket: &str,

@@ -19,6 +19,8 @@
 //! committed or aborted explicitly on every path.
 
 mod columns;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod input;
 mod output;
 mod plan;
@@ -35,6 +37,7 @@ use tokio::time::Instant;
 
 pub use columns::{INGESTED_AT, SOURCE_KEY, SOURCE_ROW, TENANT_ID};
 pub use input::{ByteSource, Compression, DetectedEncoding, FileInput, Input, OpenedInput};
+pub use records::RecordLimits;
 
 use self::{
     columns::{FieldRules, Lineage, NullTokens, RowBatcher},
@@ -43,7 +46,7 @@ use self::{
         ParquetSeries, PartitionedWriter, Partitioner, RejectLog, SilverWriter, abort_quietly,
     },
     plan::{Plan, SAMPLE_BYTES, Sample},
-    records::{RecordLimits, RecordSplitter},
+    records::RecordSplitter,
     rows::{Mode, RowSink},
     sniff::ColumnSniffer,
 };

@@ -247,7 +247,9 @@ impl RecordSplitter {
         match self.state {
             State::RecordStart => Ok(()),
             State::Quoted => {
-                self.flag(Malformed::UnclosedQuote {
+                // The open quote is what made the record what it is (too large, say): it
+                // is the reason given, and it decides how many records were swallowed.
+                self.malformed = Some(Malformed::UnclosedQuote {
                     field: self.field_count,
                 });
                 self.end_field(b'\n', on_record)
@@ -454,6 +456,18 @@ mod tests {
         // A closed multi-line field before the open one is not counted twice.
         let text = b"a,\"l1\nl2\",\"open\nx\n";
         assert_eq!(split_with(text, 2, LIMITS)[0].rows, 2);
+        // Past the size limits, the open quote is still the reason and still counts.
+        let small = RecordLimits {
+            max_field_bytes: 4,
+            max_record_bytes: 8,
+            max_fields: 2,
+        };
+        let records = split_with(b"\"open\nline two\nline three\n", 3, small);
+        assert_eq!(records[0].rows, 3);
+        assert_eq!(
+            records[0].malformed,
+            Some(Malformed::UnclosedQuote { field: 0 })
+        );
     }
 
     #[test]

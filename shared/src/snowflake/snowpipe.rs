@@ -1,8 +1,10 @@
-//! Snowpipe REST: `insertFiles` to hand staged files to a pipe, `insertReport` to see what
-//! was loaded. Same JWT, headers and retry policy as every Snowflake call.
+//! Snowpipe REST: `insertFiles` to hand staged files to a pipe, `insertReport` and
+//! `loadHistoryScan` to see what was loaded. Same JWT, headers and retry policy as every
+//! Snowflake call.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -15,6 +17,8 @@ use crate::error::{Error, Result};
 
 /// Files per `insertFiles` request (Snowpipe's limit).
 pub const MAX_FILES_PER_REQUEST: usize = 5000;
+/// Files one `loadHistoryScan` answer holds at most; a full answer may have left some out.
+pub const MAX_FILES_PER_HISTORY: usize = 10_000;
 
 /// A file on the pipe's stage, by its path relative to the stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +47,8 @@ pub struct FileReport {
     pub path: String,
     /// `LOADED`, `LOAD_FAILED`, `PARTIALLY_LOADED`, ...
     pub status: String,
+    #[serde(default)]
+    pub last_insert_time: Option<String>,
     #[serde(default)]
     pub rows_inserted: Option<u64>,
     #[serde(default)]
@@ -160,6 +166,27 @@ impl SnowpipeClient {
             summary.files += chunk.len();
         }
         Ok(summary)
+    }
+
+    /// Load results of `pipe` recorded in `[from, to)` (`loadHistoryScan`), at most
+    /// [`MAX_FILES_PER_HISTORY`] files.
+    pub async fn load_history(
+        &self,
+        pipe: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<InsertReport> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let path = format!("/v1/data/pipes/{pipe}/loadHistoryScan");
+        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let (from, to) = (instant(from), instant(to));
+        let query = [
+            ("startTimeInclusive", from.as_str()),
+            ("endTimeExclusive", to.as_str()),
+            ("requestId", request_id.as_str()),
+        ];
+        let (report, _) = self.call(reqwest::Method::GET, &path, &query, None).await?;
+        Ok(report)
     }
 
     /// Recent load results of `pipe`, from `begin_mark` (the previous report's

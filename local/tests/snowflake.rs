@@ -238,3 +238,107 @@ fn load_reads_the_manifest_from_s3_and_the_secret_from_secrets_manager() {
         "/v1/data/pipes/SNOWCAST.RAW.SALES_PIPE/insertFiles"
     );
 }
+
+/// Finding 13: a file Snowpipe failed to load went unnoticed and could not be loaded again
+/// (the pipe skips a path it processed). `snowcast loads` lists it; `--redrive` copies it
+/// under a name for that failure and hands the copy to the pipe.
+#[test]
+fn loads_lists_failed_files_and_redrives_them_under_a_new_name() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    let silver = moto::unique("silver");
+    let failed = "sales/tenant_id=acme/date=2024-03-01/sales-5458d24128236dd1-0.parquet";
+    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        s3.create_bucket().bucket(&silver).send().await.unwrap();
+        s3.put_object()
+            .bucket(&silver)
+            .key(format!("lake/{failed}"))
+            .body(b"PAR1 stand-in bytes".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let history = serde_json::json!({
+        "pipe": "RAW_DB.RAW.SALES_PIPE", "completeResult": true,
+        "files": [
+            {"path": "sales/tenant_id=acme/date=2024-03-02/ok-0.parquet", "status": "LOADED",
+             "lastInsertTime": "2026-11-22T09:31:00.000Z", "rowsInserted": 4, "rowsParsed": 4},
+            {"path": failed, "status": "LOAD_FAILED", "lastInsertTime": "2026-11-22T09:44:00.000Z",
+             "rowsInserted": 0, "rowsParsed": 4, "firstError": "Numeric value 'x' is not recognized"}
+        ]
+    });
+    let run = |redrive: bool| {
+        let script = serde_json::json!([
+            {"status": 200, "body": history, "match": "SALES_PIPE/loadHistoryScan"}
+        ]);
+        stand_in_post(&format!("{}/_script", stand_in.url), &script.to_string());
+        let silver_root = format!("s3://{silver}/lake");
+        let mut args = vec![
+            "loads",
+            "--since",
+            "2h",
+            "--secret",
+            secret.to_str().unwrap(),
+        ];
+        args.extend(["--base-url", &stand_in.url]);
+        if redrive {
+            args.extend(["--redrive", "--silver", &silver_root]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_snowcast"))
+            .args(&args)
+            .envs(moto::child_env())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            stand_in_get(&format!("{}/_requests", stand_in.url)),
+        )
+    };
+
+    let (listed, _) = run(false);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with(&format!("sales\tLOAD_FAILED\t{failed}\tNumeric value")));
+
+    let (_, requests) = run(true);
+    let inserts: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"] == "/v1/data/pipes/RAW_DB.RAW.SALES_PIPE/insertFiles")
+        .collect();
+    assert_eq!(inserts.len(), 1);
+    let body: Value = serde_json::from_str(inserts[0]["body"].as_str().unwrap()).unwrap();
+    let copy = body["files"][0]["path"].as_str().unwrap().to_string();
+    let stem = failed.trim_end_matches(".parquet");
+    assert!(
+        copy.starts_with(&format!("{stem}.r")) && copy.ends_with(".parquet"),
+        "{copy}"
+    );
+    let stored = runtime.block_on(async {
+        let listed = s3.list_objects_v2().bucket(&silver).send().await.unwrap();
+        listed
+            .contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_string())
+            .collect::<Vec<_>>()
+    });
+    assert!(stored.contains(&format!("lake/{copy}")), "{stored:?}");
+
+    // The same failure re-driven again gets the same name: the pipe would skip it.
+    let (_, requests) = run(true);
+    let again = requests
+        .iter()
+        .find(|r| r["path"] == "/v1/data/pipes/RAW_DB.RAW.SALES_PIPE/insertFiles")
+        .unwrap();
+    let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["files"][0]["path"], copy.as_str());
+}

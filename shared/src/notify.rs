@@ -279,6 +279,12 @@ impl Notifier {
         if let Some(at) = scheduled_time(&event) {
             let (from, to) = audit_window(at, self.audit_period);
             let audit = self.audit(from, to).await?;
+            MetricRecord::new(FUNCTION)
+                .metric("FilesLoadConfirmed", audit.loaded as f64, Unit::Count)
+                .metric("FilesLoadFailed", audit.failed.len() as f64, Unit::Count)
+                .property("window_start", from.to_rfc3339())
+                .property("window_end", to.to_rfc3339())
+                .emit();
             return Ok(serde_json::to_value(audit)?);
         }
         let messages = lambda::sqs_messages(&event).ok_or_else(|| {
@@ -315,8 +321,8 @@ impl Notifier {
         Ok(serde_json::to_value(lambda::batch_response(failed))?)
     }
 
-    /// What the pipes loaded in `[from, to)`: failed files are logged with their first
-    /// error and counted in `FilesLoadFailed`.
+    /// What the pipes loaded in `[from, to)`; failed files are logged with their first
+    /// error (the scheduled handler counts them in `FilesLoadFailed`).
     pub async fn audit(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<LoadAudit> {
         let mut audit = LoadAudit {
             from,
@@ -350,12 +356,6 @@ impl Notifier {
             );
             audit.failed.push(failed);
         }
-        MetricRecord::new(FUNCTION)
-            .metric("FilesLoadConfirmed", audit.loaded as f64, Unit::Count)
-            .metric("FilesLoadFailed", audit.failed.len() as f64, Unit::Count)
-            .property("window_start", from.to_rfc3339())
-            .property("window_end", to.to_rfc3339())
-            .emit();
         Ok(audit)
     }
 

@@ -556,6 +556,39 @@ async fn a_full_history_answer_is_split_until_nothing_is_left_out() {
     );
 }
 
+/// The notifier's sample events (`events/snowpipe-notifier/`), as `sam local invoke` and
+/// `cargo lambda invoke` send them: a load message in the current format, one in the
+/// format of earlier versions (a whole manifest), and the audit's scheduled event.
+#[tokio::test]
+async fn sample_events_drive_the_notifier() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/snowpipe-notifier");
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{events}/{name}")).unwrap()).unwrap()
+    };
+    for name in ["sqs-load-message.json", "sqs-manifest.json"] {
+        let response: SqsBatchResponse =
+            serde_json::from_value(notifier.handle(read(name)).await.unwrap()).unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{name}");
+        let requests = recorded(&stand_in.url).await;
+        assert_eq!(requests.len(), 1, "{name}");
+        let body: Value = serde_json::from_str(requests[0]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["files"].as_array().unwrap().len(), 2, "{name}");
+    }
+    let audit = notifier.handle(read("scheduled-audit.json")).await.unwrap();
+    assert_eq!(audit["from"], "2026-11-22T09:30:00Z");
+    assert_eq!(audit["to"], "2026-11-22T09:45:00Z");
+    let scans = recorded(&stand_in.url).await;
+    assert_eq!(scans.len(), 3, "one scan per pipe");
+    assert!(
+        scans
+            .iter()
+            .all(|r| r["path"].as_str().unwrap().ends_with("/loadHistoryScan"))
+    );
+}
+
 /// A load-queue message: a manifest with `files` of `dataset`.
 fn manifest_message(id: &str, dataset: &str, files: &[&str]) -> Value {
     let files: Vec<Value> = files

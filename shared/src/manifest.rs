@@ -102,6 +102,46 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a conversion about to start: accepted, nothing read yet.
+    pub fn new(
+        tenant_id: &str,
+        dataset: &str,
+        contract: Option<&str>,
+        source_key: &str,
+        fingerprint: &str,
+        ingested_at: DateTime<Utc>,
+    ) -> Self {
+        Manifest {
+            version: MANIFEST_VERSION,
+            status: Status::Accepted,
+            reason: None,
+            tenant_id: tenant_id.to_string(),
+            dataset: dataset.to_string(),
+            contract: contract.map(str::to_string),
+            source: SourceSummary {
+                key: source_key.to_string(),
+                fingerprint: fingerprint.to_string(),
+                compression: None,
+                encoding: None,
+                delimiter: None,
+                text_bytes: 0,
+            },
+            columns: Vec::new(),
+            missing_columns: Vec::new(),
+            extra_columns: Vec::new(),
+            rows_read: 0,
+            rows_written: 0,
+            rows_rejected: 0,
+            rows_invalid: 0,
+            files: Vec::new(),
+            rejects: None,
+            partitions: Vec::new(),
+            ingested_at,
+            spilled_bytes: 0,
+            timings: Timings::default(),
+        }
+    }
+
     pub fn is_accepted(&self) -> bool {
         self.status == Status::Accepted
     }
@@ -218,35 +258,17 @@ mod tests {
             rows: 1,
             bytes: 1000,
         };
-        Manifest {
-            version: MANIFEST_VERSION,
-            status: Status::Accepted,
-            reason: None,
-            tenant_id: "acme".into(),
-            dataset: "sales".into(),
-            contract: None,
-            source: SourceSummary {
-                key: "s3://b/k".into(),
-                fingerprint: "f".into(),
-                compression: None,
-                encoding: None,
-                delimiter: None,
-                text_bytes: 0,
-            },
-            columns: Vec::new(),
-            missing_columns: Vec::new(),
-            extra_columns: Vec::new(),
-            rows_read: files as u64,
-            rows_written: files as u64,
-            rows_rejected: 0,
-            rows_invalid: 0,
-            files: (0..files).map(file).collect(),
-            rejects: None,
-            partitions: Vec::new(),
-            ingested_at: DateTime::from_timestamp(0, 0).unwrap_or_default(),
-            spilled_bytes: 0,
-            timings: Timings::default(),
-        }
+        let mut manifest = Manifest::new(
+            "acme",
+            "sales",
+            None,
+            "s3://b/k",
+            "f",
+            DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        );
+        manifest.rows_read = files as u64;
+        manifest.record_files((0..files).map(file).collect());
+        manifest
     }
 
     /// Finding 6: ~3,700 partitions made one manifest message too large for SQS.

@@ -337,7 +337,7 @@ async fn empty_file_is_rejected_and_header_only_is_accepted_empty() {
 #[tokio::test]
 async fn duplicate_headers_are_made_unique() {
     let text = "Name,name,NAME\na,b,c\n";
-    let out = convert_with(text.as_bytes().to_vec(), "misc", None, Default::default()).await;
+    let out = convert_without_contract(text, "misc").await;
     let names: Vec<_> = out
         .manifest
         .columns
@@ -408,7 +408,7 @@ async fn utf16_with_bom_is_transcoded() {
 #[tokio::test]
 async fn unknown_datasets_get_sniffed_types_unless_strict() {
     let text = "Store,Opened,Staff,Rating,Code\nS1,2020-05-01,12,4.5,007\nS2,2021-06-30,,3.9,010\n";
-    let out = convert_with(text.as_bytes().to_vec(), "stores", None, Default::default()).await;
+    let out = convert_without_contract(text, "stores").await;
     assert_eq!(out.manifest.contract, None);
     let types: Vec<String> = out
         .manifest

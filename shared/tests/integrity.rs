@@ -78,13 +78,7 @@ async fn unclosed_quote_rejects_the_swallowed_rows_and_counts_each() {
 /// Converts `text` as a dataset without a contract and returns the manifest's column types
 /// and the values of `column` as text.
 async fn sniffed(text: &str, column: &str) -> (Vec<String>, Vec<Option<String>>, Converted) {
-    let out = convert_with(
-        text.as_bytes().to_vec(),
-        "stores",
-        None,
-        ConvertSettings::default(),
-    )
-    .await;
+    let out = convert_without_contract(text, "stores").await;
     let types = out
         .manifest
         .columns
@@ -179,13 +173,7 @@ fn sales_free(
 #[tokio::test]
 async fn reserved_column_names_are_renamed_and_the_tenant_is_the_real_one() {
     let text = "sku,tenant_id,_source_row,Tenant ID\nA,globex,7,initech\n";
-    let out = convert_with(
-        text.as_bytes().to_vec(),
-        "stores",
-        None,
-        ConvertSettings::default(),
-    )
-    .await;
+    let out = convert_without_contract(text, "stores").await;
     let names: Vec<&str> = out
         .manifest
         .columns
@@ -330,13 +318,7 @@ async fn memory_spill_past_its_limit_rejects_the_file_and_counts_it() {
 #[tokio::test]
 async fn delimiter_ties_go_to_the_consistent_split() {
     let text = "Artikel;Preis (EUR, netto)\nA1;4,50\nB2;12,00\n";
-    let out = convert_with(
-        text.as_bytes().to_vec(),
-        "prices",
-        None,
-        ConvertSettings::default(),
-    )
-    .await;
+    let out = convert_without_contract(text, "prices").await;
     assert_eq!(out.manifest.source.delimiter.as_deref(), Some(";"));
     let names: Vec<&str> = out
         .manifest
@@ -403,4 +385,29 @@ async fn accounting_a_file_rejected_mid_way_counts_every_record() {
     let out = convert(&text, sales_with_limit(0.05)).await;
     assert_eq!(out.manifest.status, Status::Rejected);
     assert_eq!(out.manifest.rows_read, 500);
+}
+
+/// Finding 6: ~3,700 partitions (ten years of days) made a manifest too large for one SQS
+/// message. 20,000 daily partitions, converted for real, announce in messages that fit.
+#[tokio::test]
+async fn manifest_over_sqs_limit_with_20000_partitions_is_announced_in_parts() {
+    let start = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let rows: Vec<String> = (0..20_000u64)
+        .map(|i| {
+            let day = start + chrono::Days::new(i);
+            format!("S{i},L1,{day},1,1.00,1,true,c,web,")
+        })
+        .collect();
+    let out = convert_all_or_nothing(&rows, ConvertSettings::default()).await;
+    assert_eq!(out.manifest.partitions.len(), 20_000);
+    assert!(serde_json::to_vec(&out.manifest).unwrap().len() > 1 << 20);
+    let messages = out.manifest.load_messages("_manifests/m.json");
+    assert!(messages.len() > 1);
+    let mut announced = 0;
+    for message in &messages {
+        let size = serde_json::to_vec(message).unwrap().len();
+        assert!(size <= snowcast::manifest::MAX_LOAD_MESSAGE_BYTES, "{size}");
+        announced += message.files.len();
+    }
+    assert_eq!(announced, 20_000);
 }

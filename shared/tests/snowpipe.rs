@@ -93,6 +93,25 @@ fn files(count: usize) -> Vec<StagedFile> {
         .collect()
 }
 
+/// Runs `snowpipe_sdk.py COMMAND ARGS.json` (the official SDK) with `args`.
+fn run_sdk(dir: &std::path::Path, command: &str, args: &Value) {
+    let args_path = dir.join("args.json");
+    std::fs::write(&args_path, args.to_string()).unwrap();
+    let sdk = Command::new(python::python())
+        .args([
+            &python::script("snowpipe_sdk.py"),
+            command,
+            args_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sdk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sdk.stderr)
+    );
+}
+
 #[tokio::test]
 async fn insert_files_matches_the_official_sdk_for_every_account_form() {
     let stand_in = python::start("recording_server.py");
@@ -106,21 +125,7 @@ async fn insert_files_matches_the_official_sdk_for_every_account_form() {
             "base_url": stand_in.url, "account": account, "user": "loader_svc", "pipe": PIPE,
             "private_key": credentials["private_key"], "files": files,
         });
-        let args_path = dir.path().join("args.json");
-        std::fs::write(&args_path, args.to_string()).unwrap();
-        let sdk = Command::new(python::python())
-            .args([
-                &python::script("snowpipe_sdk.py"),
-                "ingest",
-                args_path.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            sdk.status.success(),
-            "{}",
-            String::from_utf8_lossy(&sdk.stderr)
-        );
+        run_sdk(dir.path(), "ingest", &args);
 
         let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
         let summary = client(&stand_in.url, secret)
@@ -448,21 +453,7 @@ async fn accounting_failed_loads_are_found_by_the_scheduled_audit() {
         "private_key": credentials["private_key"],
         "start": "2026-11-22T09:30:00.000Z", "end": "2026-11-22T09:45:00.000Z",
     });
-    let args_path = dir.path().join("args.json");
-    std::fs::write(&args_path, args.to_string()).unwrap();
-    let sdk = Command::new(python::python())
-        .args([
-            &python::script("snowpipe_sdk.py"),
-            "history",
-            args_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        sdk.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sdk.stderr)
-    );
+    run_sdk(dir.path(), "history", &args);
     let theirs = recorded(&stand_in.url).await.remove(0);
 
     let pipes = PipeMap::parse(&format!("sales={PIPE}"), None, None).unwrap();

@@ -53,7 +53,7 @@ use self::{
 use crate::{
     contract::{self, Contract, Limits, TextEncoding},
     error::{Error, Result},
-    manifest::{MANIFEST_VERSION, Manifest, ManifestFile, SourceSummary, Status, Timings},
+    manifest::{Manifest, ManifestFile, Status},
     naming,
     storage::ObjectSink,
 };
@@ -388,35 +388,14 @@ impl Converter {
     }
 
     fn empty_manifest(&self) -> Manifest {
-        Manifest {
-            version: MANIFEST_VERSION,
-            status: Status::Accepted,
-            reason: None,
-            tenant_id: self.tenant.clone(),
-            dataset: self.dataset.clone(),
-            contract: self.contract.as_ref().map(|c| c.dataset.clone()),
-            source: SourceSummary {
-                key: self.source.key.clone(),
-                fingerprint: self.source.fingerprint.clone(),
-                compression: None,
-                encoding: None,
-                delimiter: None,
-                text_bytes: 0,
-            },
-            columns: Vec::new(),
-            missing_columns: Vec::new(),
-            extra_columns: Vec::new(),
-            rows_read: 0,
-            rows_written: 0,
-            rows_rejected: 0,
-            rows_invalid: 0,
-            files: Vec::new(),
-            rejects: None,
-            partitions: Vec::new(),
-            ingested_at: self.ingested_at,
-            spilled_bytes: 0,
-            timings: Timings::default(),
-        }
+        Manifest::new(
+            &self.tenant,
+            &self.dataset,
+            self.contract.as_ref().map(|c| c.dataset.as_str()),
+            &self.source.key,
+            &self.source.fingerprint,
+            self.ingested_at,
+        )
     }
 
     /// Reads the whole input into a silver writer; rows are counted in `manifest` however

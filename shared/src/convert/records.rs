@@ -354,15 +354,17 @@ fn is_line_end(byte: u8) -> bool {
     byte == b'\n' || byte == b'\r'
 }
 
+/// Roomy limits for unit tests.
+#[cfg(test)]
+pub(super) const TEST_LIMITS: RecordLimits = RecordLimits {
+    max_field_bytes: 1 << 20,
+    max_record_bytes: 1 << 20,
+    max_fields: 1000,
+};
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    const LIMITS: RecordLimits = RecordLimits {
-        max_field_bytes: 1 << 20,
-        max_record_bytes: 1 << 20,
-        max_fields: 1000,
-    };
+    use super::{TEST_LIMITS as LIMITS, *};
 
     #[derive(Debug, PartialEq)]
     struct Split {

@@ -310,13 +310,7 @@ fn exact_timestamp(value: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    const LIMITS: RecordLimits = RecordLimits {
-        max_field_bytes: 1 << 20,
-        max_record_bytes: 1 << 20,
-        max_fields: 1000,
-    };
+    use super::{super::records::TEST_LIMITS as LIMITS, *};
 
     #[test]
     fn delimiters_are_sniffed() {

@@ -184,6 +184,17 @@ pub async fn convert_with(
     Converted { manifest, dir }
 }
 
+/// Text of a dataset without a contract (types sniffed), default settings.
+pub async fn convert_without_contract(text: &str, dataset: &str) -> Converted {
+    convert_with(
+        text.as_bytes().to_vec(),
+        dataset,
+        None,
+        ConvertSettings::default(),
+    )
+    .await
+}
+
 /// Raw bytes under the sales contract with no tolerance for bad rows.
 pub async fn convert_sales_bytes(bytes: Vec<u8>) -> Converted {
     convert_with(

@@ -411,3 +411,28 @@ async fn manifest_over_sqs_limit_with_20000_partitions_is_announced_in_parts() {
     }
     assert_eq!(announced, 20_000);
 }
+
+/// Found by the `front_end` fuzz target: a corrupt or truncated gzip/zstd file failed the
+/// conversion as an I/O error, so the upload was retried into the DLQ instead of being
+/// rejected with its reason.
+#[tokio::test]
+async fn fuzz_front_end_corrupt_compressed_data_rejects_the_file() {
+    let text = sales_rows(&(1..=2000).map(good_row).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let gzip = gz.finish().unwrap();
+    let zstd = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    let mut flipped = gzip.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    for (name, bytes) in [
+        ("flipped gzip", flipped),
+        ("truncated gzip", gzip[..gzip.len() / 2].to_vec()),
+        ("truncated zstd", zstd[..zstd.len() / 2].to_vec()),
+    ] {
+        let out = convert_sales_bytes(bytes).await;
+        assert_eq!(out.manifest.status, Status::Rejected, "{name}");
+        let reason = out.manifest.reason.unwrap();
+        assert!(reason.contains("corrupt or truncated"), "{name}: {reason}");
+    }
+}

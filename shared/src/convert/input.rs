@@ -5,13 +5,21 @@
 //! reject reason can name the row); UTF-16 (by BOM) and declared Windows-1252 are transcoded
 //! on the fly. Nothing here buffers more than one chunk.
 
-use std::{path::PathBuf, sync::Mutex};
+use std::{
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use async_trait::async_trait;
 use bytes::Bytes;
 use encoding_rs::{Decoder, UTF_16BE, UTF_16LE, WINDOWS_1252};
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 
 use crate::{
     contract::TextEncoding,
@@ -100,8 +108,42 @@ impl<I: Input> Input for OpenedInput<I> {
     }
 }
 
+/// The source's bytes, decompressed.
+pub struct Decompressed {
+    pub reader: ByteSource,
+    pub compression: Compression,
+    /// Set when the source itself failed to read (a network fault), as opposed to the
+    /// decompressor failing on the bytes it got (a corrupt or truncated file).
+    source_failed: Arc<AtomicBool>,
+}
+
+/// A source that remembers whether a read of it failed.
+struct Watched {
+    inner: ByteSource,
+    failed: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Err(_)) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
 /// Peeks at the first bytes and wraps the source in the decompressor they call for.
-pub async fn decompress(mut source: ByteSource) -> Result<(ByteSource, Compression)> {
+pub async fn decompress(source: ByteSource) -> Result<Decompressed> {
+    let source_failed = Arc::new(AtomicBool::new(false));
+    let mut source = Watched {
+        inner: source,
+        failed: source_failed.clone(),
+    };
     let mut magic = Vec::with_capacity(4);
     while magic.len() < 4 {
         let mut byte = [0u8; 4];
@@ -134,7 +176,11 @@ pub async fn decompress(mut source: ByteSource) -> Result<(ByteSource, Compressi
             Box::new(decoder)
         }
     };
-    Ok((reader, compression))
+    Ok(Decompressed {
+        reader,
+        compression,
+        source_failed,
+    })
 }
 
 /// The text encoding actually used to read a file.
@@ -162,9 +208,12 @@ impl DetectedEncoding {
 
 /// Reads decompressed bytes and yields UTF-8 chunks (UTF-8 input is not yet validated).
 /// Text a decoder finds malformed is recorded ([`TextReader::malformed`]) and replaced, so
-/// the rest of a rejected file can still be counted.
+/// the rest of a rejected file can still be counted; compressed data that is corrupt is
+/// recorded too, and ends the text there.
 pub struct TextReader {
     source: ByteSource,
+    compression: Compression,
+    source_failed: Arc<AtomicBool>,
     decoder: Option<Decoder>,
     raw: Vec<u8>,
     encoding: Option<DetectedEncoding>,
@@ -172,12 +221,16 @@ pub struct TextReader {
     text_bytes: u64,
     finished: bool,
     malformed: Option<String>,
+    /// The compressed data broke off: no more reads.
+    corrupted: bool,
 }
 
 impl TextReader {
-    pub fn new(source: ByteSource, declared: TextEncoding) -> Self {
+    pub fn new(source: Decompressed, declared: TextEncoding) -> Self {
         TextReader {
-            source,
+            source: source.reader,
+            compression: source.compression,
+            source_failed: source.source_failed,
             decoder: None,
             raw: vec![0; CHUNK],
             encoding: None,
@@ -185,6 +238,7 @@ impl TextReader {
             text_bytes: 0,
             finished: false,
             malformed: None,
+            corrupted: false,
         }
     }
 
@@ -211,15 +265,14 @@ impl TextReader {
             // The first read gathers enough bytes to see a BOM even from a trickling source.
             let minimum = if self.encoding.is_none() { 4 } else { 1 };
             while filled < minimum {
-                let n = self
-                    .source
-                    .read(&mut self.raw[filled..])
-                    .await
-                    .map_err(|e| Error::io("reading the source", e))?;
-                if n == 0 {
-                    break;
+                match self.source.read(&mut self.raw[filled..]).await {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(error) => {
+                        self.corrupt(error)?;
+                        break;
+                    }
                 }
-                filled += n;
             }
             let skip = if self.encoding.is_none() {
                 self.detect(filled)
@@ -227,7 +280,7 @@ impl TextReader {
                 0
             };
             let bytes = &self.raw[skip..filled];
-            let last = filled == 0;
+            let last = filled == 0 || self.corrupted;
             match &mut self.decoder {
                 None => out.extend_from_slice(bytes),
                 Some(decoder) => {
@@ -249,6 +302,24 @@ impl TextReader {
             self.finished = last;
             self.text_bytes += out.len() as u64;
         }
+        Ok(())
+    }
+
+    /// A read that failed: the source's fault is an operational error; the decompressor's
+    /// on bytes the source delivered means the file is corrupt, which is recorded, and the
+    /// text ends there.
+    fn corrupt(&mut self, error: std::io::Error) -> Result<()> {
+        if self.compression == Compression::None || self.source_failed.load(Ordering::Relaxed) {
+            return Err(Error::io("reading the source", error));
+        }
+        if self.malformed.is_none() {
+            self.malformed = Some(format!(
+                "the {} data is corrupt or truncated after {} bytes of text ({error})",
+                self.compression.as_str(),
+                self.text_bytes
+            ));
+        }
+        self.corrupted = true;
         Ok(())
     }
 

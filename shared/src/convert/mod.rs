@@ -342,8 +342,8 @@ impl Converter {
         let started = std::time::Instant::now();
         let keys = self.keys();
         let mut manifest = self.empty_manifest();
-        let (decompressed, compression) = input::decompress(raw).await?;
-        manifest.source.compression = Some(compression.as_str().to_string());
+        let decompressed = input::decompress(raw).await?;
+        manifest.source.compression = Some(decompressed.compression.as_str().to_string());
         let declared = self
             .contract
             .as_ref()
@@ -411,7 +411,8 @@ impl Converter {
     ) -> Result<SilverWriter, Stop> {
         let (sample, mut eof) = read_sample(text).await?;
         if sample.is_empty() {
-            return Err(Stop::Reject("the file is empty (no header row)".into()));
+            let reason = text.malformed().unwrap_or("the file is empty (no header row)");
+            return Err(Stop::Reject(reason.to_string()));
         }
         let limits = self.record_limits();
         let view = Sample {

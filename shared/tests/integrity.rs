@@ -226,7 +226,7 @@ impl AsyncRead for BigCellsReader {
         let this = &mut *self;
         if this.at == this.pending.len() && this.row < this.rows {
             this.row += 1;
-            let notes = if this.row % 10 == 0 {
+            let notes = if this.row.is_multiple_of(10) {
                 0
             } else {
                 this.cell_bytes
@@ -417,7 +417,14 @@ async fn manifest_over_sqs_limit_with_20000_partitions_is_announced_in_parts() {
 /// rejected with its reason.
 #[tokio::test]
 async fn fuzz_front_end_corrupt_compressed_data_rejects_the_file() {
-    let text = sales_rows(&(1..=2000).map(good_row).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
+    let text = sales_rows(
+        &(1..=2000)
+            .map(good_row)
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
     let gzip = gz.finish().unwrap();

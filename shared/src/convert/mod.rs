@@ -240,7 +240,8 @@ impl From<Error> for Stop {
 
 /// How one read of the input ended.
 enum Pass {
-    Finished(Manifest),
+    // Boxed: a manifest is large, and passes move through async frames.
+    Finished(Box<Manifest>),
     Widened(Vec<ColumnSniffer>),
 }
 
@@ -300,7 +301,7 @@ impl Converter {
     /// `rejected`. A file without a contract whose sniffed types widen is read twice.
     pub async fn run(&self, input: &dyn Input, sink: &dyn ObjectSink) -> Result<Manifest> {
         let started = std::time::Instant::now();
-        let mut manifest = match self.pass(input.open().await?, sink, None).await? {
+        let mut manifest = *match self.pass(input.open().await?, sink, None).await? {
             Pass::Finished(manifest) => manifest,
             Pass::Widened(sniffers) => {
                 tracing::info!("a sniffed column type widened; reading the file again");
@@ -384,7 +385,7 @@ impl Converter {
         manifest.rejects = rejects.commit(sink).await?;
         manifest.record_files(files);
         manifest.timings.finalize_ms = finalize_started.elapsed().as_millis() as u64;
-        Ok(Pass::Finished(manifest))
+        Ok(Pass::Finished(Box::new(manifest)))
     }
 
     fn empty_manifest(&self) -> Manifest {
@@ -411,7 +412,9 @@ impl Converter {
     ) -> Result<SilverWriter, Stop> {
         let (sample, mut eof) = read_sample(text).await?;
         if sample.is_empty() {
-            let reason = text.malformed().unwrap_or("the file is empty (no header row)");
+            let reason = text
+                .malformed()
+                .unwrap_or("the file is empty (no header row)");
             return Err(Stop::Reject(reason.to_string()));
         }
         let limits = self.record_limits();

@@ -311,6 +311,10 @@ async fn memory_spill_past_its_limit_rejects_the_file_and_counts_it() {
         out.manifest.reason
     );
     assert_eq!(out.manifest.rows_read, 30_000);
+    assert!(
+        out.manifest.spilled_bytes > 256 << 10,
+        "what was spilled is reported"
+    );
     assert_eq!(out.parquet_files_on_disk(), 0);
 }
 

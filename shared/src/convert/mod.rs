@@ -443,6 +443,7 @@ impl Converter {
             }
         };
         let mut splitter = RecordSplitter::new(delimiter, limits);
+        let mut spilled = 0;
         let mut pending = sample;
         let mut chunk = Vec::new();
         let read = async {
@@ -454,7 +455,8 @@ impl Converter {
                 if eof {
                     rows.finish()?;
                 }
-                self.settle(&mut rows, &mut writer, sink, eof).await?;
+                self.settle(&mut rows, &mut writer, sink, eof, &mut spilled)
+                    .await?;
                 if eof {
                     return Ok::<_, Error>(());
                 }
@@ -466,7 +468,7 @@ impl Converter {
         }
         .await;
         manifest.rows_read = rows.rows_read;
-        manifest.spilled_bytes = writer.as_ref().map_or(0, SilverWriter::spilled_bytes);
+        manifest.spilled_bytes = writer.as_ref().map_or(spilled, SilverWriter::spilled_bytes);
         if let Err(error) = read {
             if let Some(writer) = writer {
                 abort_quietly(writer.abort().await);
@@ -549,14 +551,16 @@ impl Converter {
         )
     }
 
-    /// After each chunk: drops the outputs of a mode change, hands finished batches to the
-    /// writer (a spill past its limit rejects the file) and uploads reject lines.
+    /// After each chunk: drops the outputs of a mode change (keeping in `spilled` what they
+    /// had spilled), hands finished batches to the writer (a spill past its limit rejects
+    /// the file) and uploads reject lines.
     async fn settle(
         &self,
         rows: &mut RowSink<'_>,
         writer: &mut Option<SilverWriter>,
         sink: &dyn ObjectSink,
         eof: bool,
+        spilled: &mut u64,
     ) -> Result<()> {
         if let Some(active) = writer.as_mut() {
             for batch in std::mem::take(&mut rows.ready) {
@@ -572,6 +576,7 @@ impl Converter {
         }
         if rows.take_change() {
             if let Some(void) = writer.take() {
+                *spilled = void.spilled_bytes();
                 void.abort().await?;
             }
             if *rows.mode() == Mode::Widening {

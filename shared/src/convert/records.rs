@@ -75,8 +75,11 @@ impl Malformed {
 /// One record: field bytes (unquoted) and their end offsets.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
+    /// The fields back to back, or (`separated`) the line itself, delimiters included.
     data: &'a [u8],
     ends: &'a [usize],
+    /// Each field is followed by one delimiter byte in `data`.
+    separated: bool,
     field_count: usize,
     rows: u64,
     malformed: Option<Malformed>,
@@ -94,11 +97,15 @@ impl<'a> Record<'a> {
     }
 
     pub fn field(&self, index: usize) -> &'a [u8] {
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1] + usize::from(self.separated),
+        };
         &self.data[start..self.ends[index]]
     }
 
-    /// All stored field bytes back to back (for validating the record at once).
+    /// All stored field bytes (for validating the record at once), with the delimiters
+    /// between them when the record came straight from the input.
     pub fn bytes(&self) -> &'a [u8] {
         self.data
     }
@@ -182,8 +189,12 @@ impl RecordSplitter {
                 State::RecordStart => {
                     let blank = rest.iter().take_while(|&&b| is_line_end(b)).count();
                     at += blank;
-                    if blank < rest.len() {
-                        self.state = State::FieldStart;
+                    if blank == rest.len() {
+                        continue;
+                    }
+                    match self.plain_line(&rest[blank..], &mut on_record)? {
+                        Some(used) => at += used,
+                        None => self.state = State::FieldStart,
                     }
                 }
                 State::FieldStart => match rest[0] {
@@ -239,6 +250,46 @@ impl RecordSplitter {
         Ok(())
     }
 
+    /// The fast path, for the common record: a whole line in the input, with no quote and
+    /// within the limits, split in place (no copy). Returns the bytes used (the line and
+    /// its terminator), or `None` to split the record byte by byte.
+    fn plain_line<E>(
+        &mut self,
+        rest: &[u8],
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<Option<usize>, E> {
+        let Some(end) = memchr3(b'\n', b'\r', b'"', rest) else {
+            return Ok(None);
+        };
+        let line = &rest[..end];
+        if rest[end] == b'"' || line.len() > self.limits.max_record_bytes {
+            return Ok(None);
+        }
+        let (mut start, mut widest) = (0, 0);
+        for delimiter in memchr::memchr_iter(self.delimiter, line) {
+            widest = widest.max(delimiter - start);
+            self.ends.push(delimiter);
+            start = delimiter + 1;
+        }
+        widest = widest.max(line.len() - start);
+        self.ends.push(line.len());
+        if widest > self.limits.max_field_bytes || self.ends.len() > self.limits.max_fields {
+            self.ends.clear();
+            return Ok(None);
+        }
+        let record = Record {
+            data: line,
+            ends: &self.ends,
+            separated: true,
+            field_count: self.ends.len(),
+            rows: 1,
+            malformed: None,
+        };
+        let outcome = on_record(record);
+        self.ends.clear();
+        outcome.map(|()| Some(end + 1))
+    }
+
     /// Completes the record the input ended in, if any.
     fn finish<E>(
         &mut self,
@@ -287,6 +338,7 @@ impl RecordSplitter {
         let record = Record {
             data: &self.data,
             ends: &self.ends,
+            separated: false,
             field_count: self.field_count,
             rows,
             malformed: self.malformed,

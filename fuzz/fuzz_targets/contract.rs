@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snowcast::{
+use snowcast::domain::{
     contract::{ColumnType, Contract, Granularity},
-    convert::RESERVED_COLUMNS,
+    keys::RESERVED_COLUMNS,
     naming,
 };
 

@@ -5,12 +5,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use snowcast::{
-    ingest::{
+    domain::{keys::BronzeKey, naming},
+    lambda,
+    services::csv_to_parquet::{
         Notice,
         event::{decode_key, parse_notification},
-        layout,
     },
-    lambda, naming,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -37,9 +37,9 @@ fn check_notification(body: &str) {
 }
 
 fn check_key(key: &str) {
-    if let Ok(source) = layout::parse(key) {
-        assert!(naming::validate_tenant(&source.tenant).is_ok());
-        assert!(naming::validate_dataset(&source.dataset).is_ok());
+    if let Ok(bronze) = BronzeKey::parse(key) {
+        assert!(naming::validate_tenant(bronze.scope.tenant()).is_ok());
+        assert!(naming::validate_dataset(bronze.scope.dataset()).is_ok());
         assert!(key.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
         assert!(!key.chars().any(char::is_control));
     }

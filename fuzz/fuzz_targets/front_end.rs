@@ -11,9 +11,9 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use snowcast::{
-    convert::{ConvertSettings, Converter, SourceInfo},
-    manifest::Status,
-    storage::MemorySink,
+    adapters::memory::MemorySink,
+    convert::{ConvertSettings, Converter},
+    domain::{keys::SourceId, manifest::Status},
 };
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -30,10 +30,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dataset = if choice & 1 == 0 { "sales" } else { "fuzzed" };
-    let source = SourceInfo {
-        key: "s3://bronze/acme/x/f.csv".into(),
-        fingerprint: "f".into(),
-    };
+    let source = SourceId::new("s3://bronze/acme/x/f.csv", "f.csv", "f");
     let settings = ConvertSettings {
         batch_rows: 64,
         ..ConvertSettings::default().with_memory_budget(1 << 20)

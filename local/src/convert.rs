@@ -5,15 +5,19 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use clap::Args;
 use snowcast::{
     Error, Result,
-    aws::{
-        self,
-        s3::{S3Sink, S3Source, S3Uri},
+    adapters::{
+        aws::{
+            self,
+            s3::{S3Sink, S3Source, S3Uri},
+        },
+        local::{FileInput, LocalDirSink},
     },
-    config,
-    contract::Contract,
-    convert::{Converter, FileInput, Input, OpenedInput, SourceInfo, fingerprint},
-    ingest::layout,
-    storage::{LocalDirSink, ObjectSink, ObjectSource, Opened, PinnedObject},
+    convert::{ConvertSettings, Converter},
+    domain::{
+        contract::Contract,
+        keys::{BronzeKey, Scope, SourceId},
+    },
+    ports::storage::{Input, ObjectSink, open_pinned},
 };
 
 #[derive(Args)]
@@ -44,7 +48,7 @@ pub struct ConvertArgs {
 }
 
 pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
-    let mut settings = config::convert_settings()?;
+    let mut settings = ConvertSettings::from_env()?;
     if let Some(mb) = args.memory_budget_mb {
         settings.memory_budget = mb << 20;
     }
@@ -57,21 +61,24 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let scope = Scope::new(&args.tenant, &args.dataset)?;
     let (source, input, last_modified) = match (&input_uri, &s3) {
         (Some(uri), Some(client)) => {
-            check_layout(uri, &args.tenant, &args.dataset)?;
+            check_layout(uri, &scope)?;
             open_s3(client, uri).await?
         }
-        _ => open_local(&args.input).await?,
+        _ => open_local(&args.input)?,
     };
-    let mut converter = Converter::try_new(&args.tenant, &args.dataset, source)?
+    let mut converter = Converter::new(scope, source)?
         .with_strict(args.strict)
         .with_settings(settings);
     if let Some(at) = last_modified {
         converter = converter.with_ingested_at(at);
     }
     if let Some(path) = &args.contract {
-        converter = converter.with_contract(Contract::from_file(path)?);
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading contract {}", path.display()), e))?;
+        converter = converter.with_contract(Contract::from_file_text(path, &text)?);
     }
     let sink: Box<dyn ObjectSink> = match (out_uri, s3) {
         (Some(uri), Some(client)) => Box::new(S3Sink::new(client, uri)),
@@ -87,46 +94,42 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
 }
 
 type Opening = (
-    SourceInfo,
+    SourceId,
     Box<dyn Input>,
     Option<chrono::DateTime<chrono::Utc>>,
 );
 
 /// An S3 input is a bronze object: its key names its tenant and dataset, and `--tenant` and
 /// `--dataset` must agree, so a replay can never write one tenant's file as another's.
-fn check_layout(uri: &S3Uri, tenant: &str, dataset: &str) -> Result<()> {
-    let source = layout::parse(&uri.key).map_err(|reason| Error::invalid("input", reason))?;
-    if source.tenant != tenant || source.dataset != dataset {
+fn check_layout(uri: &S3Uri, scope: &Scope) -> Result<()> {
+    let bronze = BronzeKey::parse(&uri.key).map_err(|reason| Error::invalid("input", reason))?;
+    if &bronze.scope != scope {
         return Err(Error::invalid(
             "input",
             format!(
-                "{uri} belongs to tenant {:?}, dataset {:?}; --tenant {tenant:?} --dataset {dataset:?} do not match",
-                source.tenant, source.dataset
+                "{uri} belongs to tenant {:?}, dataset {:?}; --tenant {:?} --dataset {:?} do not match",
+                bronze.scope.tenant(),
+                bronze.scope.dataset(),
+                scope.tenant(),
+                scope.dataset()
             ),
         ));
     }
     Ok(())
 }
 
-/// Opens an S3 object the way the Lambda does: same fingerprint, `_ingested_at` from its
-/// Last-Modified time, so the CLI rewrites exactly the Lambda's keys for the same object.
+/// Opens an S3 object the way the Lambda does (the same pinned read, fingerprint and
+/// `_ingested_at` from its Last-Modified time), so the CLI rewrites exactly the Lambda's
+/// keys for the same object.
 async fn open_s3(client: &aws_sdk_s3::Client, uri: &S3Uri) -> Result<Opening> {
     let source = Arc::new(S3Source::new(client.clone()));
-    match source.open(&uri.bucket, &uri.key, None).await? {
-        Opened::Found(meta, stream) => {
-            let pinned = PinnedObject {
-                source,
-                bucket: uri.bucket.clone(),
-                key: uri.key.clone(),
-                etag: meta.etag.clone(),
-            };
-            Ok((
-                SourceInfo::s3(&uri.bucket, &uri.key, &meta.etag),
-                Box::new(OpenedInput::new(stream, pinned)),
-                meta.last_modified,
-            ))
-        }
-        Opened::Missing | Opened::Changed => Err(Error::ObjectStore {
+    match open_pinned(source, &uri.bucket, &uri.key, None).await? {
+        Some((meta, input)) => Ok((
+            SourceId::s3(&uri.bucket, &uri.key, &meta.etag),
+            Box::new(input),
+            meta.last_modified,
+        )),
+        None => Err(Error::ObjectStore {
             operation: "get",
             key: uri.to_string(),
             message: "no such object".into(),
@@ -142,7 +145,7 @@ fn absolute_dir(dir: &str) -> Result<PathBuf> {
 }
 
 /// Opens a local file; its fingerprint is its absolute path, size and modification time.
-async fn open_local(path: &str) -> Result<Opening> {
+fn open_local(path: &str) -> Result<Opening> {
     let io = |e| Error::io(format!("opening {path}"), e);
     let absolute = std::fs::canonicalize(path).map_err(io)?;
     let metadata = std::fs::metadata(&absolute).map_err(io)?;
@@ -151,10 +154,6 @@ async fn open_local(path: &str) -> Result<Opening> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    let key = absolute.display().to_string();
-    let source = SourceInfo {
-        fingerprint: fingerprint(&[&key, &metadata.len().to_string(), &modified.to_string()]),
-        key,
-    };
+    let source = SourceId::local(&absolute.display().to_string(), metadata.len(), modified);
     Ok((source, Box::new(FileInput(absolute)), None))
 }

@@ -11,10 +11,12 @@ use std::process::ExitCode;
 use clap::Args;
 use snowcast::{
     Error, Result,
-    aws::{self, s3::S3Uri},
-    convert::fingerprint,
-    manifest::{LoadFile, LoadMessage, MANIFEST_VERSION},
-    notify::FailedLoad,
+    adapters::aws::{self, s3::S3Uri},
+    domain::{
+        keys::fingerprint,
+        manifest::{LoadFile, LoadMessage, MANIFEST_VERSION},
+    },
+    ports::loader::FileLoad,
 };
 
 use crate::snowflake::{Connection, PipeArgs, notifier};
@@ -127,7 +129,7 @@ fn lookback(since: &str) -> Result<chrono::Duration> {
 }
 
 /// The copy's key: the failed file's, with a tag naming this failure before `.parquet`.
-fn redrive_key(failed: &FailedLoad) -> String {
+fn redrive_key(failed: &FileLoad) -> String {
     let tag = fingerprint(&[
         &failed.path,
         failed.last_insert_time.as_deref().unwrap_or(""),
@@ -137,7 +139,7 @@ fn redrive_key(failed: &FailedLoad) -> String {
 }
 
 /// A one-file load message for the copy; the tenant is read from its Hive path.
-fn redrive_message(failed: &FailedLoad, key: String, bytes: u64) -> LoadMessage {
+fn redrive_message(failed: &FileLoad, key: String, bytes: u64) -> LoadMessage {
     let tenant = key
         .split('/')
         .find_map(|segment| segment.strip_prefix("tenant_id="))
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_failure_gets_one_redrive_name() {
-        let failed = FailedLoad {
+        let failed = FileLoad {
             dataset: "sales".into(),
             path: "sales/tenant_id=acme/date=2024-01-01/m-f-0.parquet".into(),
             status: "LOAD_FAILED".into(),

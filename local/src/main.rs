@@ -67,13 +67,6 @@ fn main() -> ExitCode {
 
 /// Prints an error and its causes on one line; exit code 1.
 fn report(error: &dyn std::error::Error) -> ExitCode {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    eprintln!("snowcast: {message}");
+    eprintln!("snowcast: {}", snowcast::error::chain(error));
     ExitCode::from(1)
 }

@@ -6,15 +6,24 @@ use std::{path::Path, process::ExitCode, sync::Arc};
 use clap::{Args, Subcommand};
 use snowcast::{
     Error, Result,
-    aws::{self, s3::S3Uri},
-    manifest::Manifest,
-    notify::{Notifier, PipeMap, SnowpipeLoader},
-    snowflake::{
-        self,
-        credentials::{CredentialStore, FileSecret, SecretSource, SecretsManagerSecret},
-        snowpipe::SnowpipeClient,
-        sql::{Binding, SqlClient},
+    adapters::{
+        aws::{
+            self,
+            s3::{S3Sink, S3Uri},
+            secrets::SecretsManagerSecret,
+        },
+        local::FileSecret,
+        snowflake::{
+            self,
+            pipes::{PipeMap, SnowpipeLoader},
+            session::Session,
+            snowpipe::SnowpipeClient,
+            sql::{Binding, SqlClient},
+        },
     },
+    domain::manifest::Manifest,
+    ports::{secrets::SecretSource, storage::ObjectSink},
+    services::snowpipe_notifier::Notifier,
 };
 
 /// Where the credentials are and which endpoints to use.
@@ -32,7 +41,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    async fn credentials(&self) -> Arc<CredentialStore> {
+    /// The Snowflake session: the secret read and its key parsed now.
+    async fn session(&self) -> Result<Arc<Session>> {
         let source: Arc<dyn SecretSource> = if Path::new(&self.secret).is_file() {
             Arc::new(FileSecret(self.secret.clone().into()))
         } else {
@@ -42,7 +52,7 @@ impl Connection {
                 &self.secret,
             ))
         };
-        Arc::new(CredentialStore::new(source))
+        Ok(Arc::new(Session::open(source).await?))
     }
 }
 
@@ -69,8 +79,8 @@ pub enum SnowflakeCommand {
 pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
     match command {
         SnowflakeCommand::Jwt { connection } => {
-            let signer = connection.credentials().await.signer().await?;
-            println!("{}", signer.token()?);
+            let identity = connection.session().await?.identity().await;
+            println!("{}", identity.signer.token()?);
             Ok(ExitCode::SUCCESS)
         }
         SnowflakeCommand::Sql {
@@ -84,7 +94,7 @@ pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
                 .collect::<Result<Vec<_>>>()?;
             let client = SqlClient::new(
                 snowflake::http_client()?,
-                connection.credentials().await,
+                connection.session().await?,
                 connection.base_url.clone(),
                 "snowcast-cli",
             );
@@ -114,19 +124,18 @@ pub struct PipeArgs {
 
 /// The notifier's service over `connection` and `pipes`, as the Lambda builds it.
 pub async fn notifier(connection: &Connection, pipes: &PipeArgs) -> Result<Notifier> {
-    let credentials = connection.credentials().await;
+    let session = connection.session().await?;
     let scope = match &pipes.pipe_scope {
         Some(scope) => scope.clone(),
         None => {
-            let signer = credentials.signer().await?;
-            let c = signer.credentials();
-            format!("{}.{}", c.database, c.schema)
+            let identity = session.identity().await;
+            format!("{}.{}", identity.database, identity.schema)
         }
     };
     let map = PipeMap::parse(&pipes.pipes, Some(scope), pipes.pipe_datasets.as_deref())?;
     let client = SnowpipeClient::new(
         snowflake::http_client()?,
-        credentials,
+        session,
         connection.base_url.clone(),
     );
     Ok(Notifier::new(Arc::new(SnowpipeLoader::new(client, map))))
@@ -171,31 +180,25 @@ pub async fn load(args: LoadArgs) -> Result<ExitCode> {
     )
 }
 
+/// Reads a manifest from a path or an `s3://` URI, through the same sinks the converter
+/// writes with.
 async fn read_manifest(location: &str, endpoint_url: Option<&str>) -> Result<Manifest> {
     let bytes = match S3Uri::parse(location).transpose()? {
         Some(uri) => {
             let s3 = aws::s3_client(&aws::load_config(endpoint_url).await);
-            let object = s3
-                .get_object()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .send()
-                .await
-                .map_err(|e| Error::ObjectStore {
+            let bucket = S3Uri {
+                bucket: uri.bucket.clone(),
+                key: String::new(),
+            };
+            S3Sink::new(s3, bucket)
+                .get(&uri.key)
+                .await?
+                .ok_or_else(|| Error::ObjectStore {
                     operation: "get",
                     key: location.to_string(),
-                    message: aws::describe(&e),
-                })?;
-            let body = object
-                .body
-                .collect()
-                .await
-                .map_err(|e| Error::ObjectStore {
-                    operation: "get",
-                    key: location.to_string(),
-                    message: e.to_string(),
-                })?;
-            body.into_bytes().to_vec()
+                    message: "no such object".into(),
+                })?
+                .to_vec()
         }
         None => std::fs::read(location).map_err(|e| Error::io(format!("reading {location}"), e))?,
     };

@@ -20,7 +20,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn converts_from_s3_to_s3_within_the_memory_budget() {
     let rt = runtime();
-    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let s3 = snowcast::adapters::aws::s3_client(&moto::sdk_config());
     let (bronze, silver) = (moto::unique("bronze"), moto::unique("silver"));
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("sales.csv");
@@ -58,7 +58,7 @@ fn converts_from_s3_to_s3_within_the_memory_budget() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let manifest: snowcast::manifest::Manifest = serde_json::from_slice(&output.stdout).unwrap();
+    let manifest: snowcast::domain::manifest::Manifest = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(manifest.rows_written, 1_000_000);
     assert_eq!(manifest.partitions.len(), 730);
     assert_eq!(manifest.source.key, format!("s3://{bronze}/{key}"));
@@ -104,7 +104,7 @@ fn converts_from_s3_to_s3_within_the_memory_budget() {
 #[test]
 fn accounting_an_s3_input_must_belong_to_the_tenant_named() {
     let rt = runtime();
-    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let s3 = snowcast::adapters::aws::s3_client(&moto::sdk_config());
     let (bronze, silver) = (moto::unique("bronze"), moto::unique("silver"));
     let key = "acme/sales/march.csv";
     rt.block_on(async {

@@ -199,7 +199,7 @@ fn load_reads_the_manifest_from_s3_and_the_secret_from_secrets_manager() {
         .build()
         .unwrap()
         .block_on(async {
-            let s3 = snowcast::aws::s3_client(&config);
+            let s3 = snowcast::adapters::aws::s3_client(&config);
             s3.create_bucket().bucket(&bucket).send().await.unwrap();
             s3.put_object()
                 .bucket(&bucket)
@@ -208,7 +208,7 @@ fn load_reads_the_manifest_from_s3_and_the_secret_from_secrets_manager() {
                 .send()
                 .await
                 .unwrap();
-            snowcast::aws::secrets_client(&config)
+            snowcast::adapters::aws::secrets_client(&config)
                 .create_secret()
                 .name(&secret_name)
                 .secret_string(credentials_json("xy12345", "key.pem", None).to_string())
@@ -249,7 +249,7 @@ fn loads_lists_failed_files_and_redrives_them_under_a_new_name() {
     let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
     let silver = moto::unique("silver");
     let failed = "sales/tenant_id=acme/date=2024-03-01/sales-5458d24128236dd1-0.parquet";
-    let s3 = snowcast::aws::s3_client(&moto::sdk_config());
+    let s3 = snowcast::adapters::aws::s3_client(&moto::sdk_config());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

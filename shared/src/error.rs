@@ -79,10 +79,12 @@ pub enum Error {
     },
 
     /// The Parquet or Arrow encoder failed; this is a bug or resource exhaustion, not bad input.
+    #[cfg(feature = "convert")]
     #[error("parquet encoding: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
 
     /// Arrow kernels or IPC spill files failed.
+    #[cfg(feature = "convert")]
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
 
@@ -106,7 +108,9 @@ impl Error {
             Error::Deadline(_) => "Deadline",
             Error::Credentials(_) => "Credentials",
             Error::Snowflake { .. } => "Snowflake",
+            #[cfg(feature = "convert")]
             Error::Parquet(_) => "Parquet",
+            #[cfg(feature = "convert")]
             Error::Arrow(_) => "Arrow",
             Error::Json(_) => "Json",
         }
@@ -128,7 +132,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn contract(dataset: &str, message: impl Into<String>) -> Self {
+    /// A dataset contract that breaks a rule.
+    pub fn contract(dataset: &str, message: impl Into<String>) -> Self {
         Error::Contract {
             dataset: dataset.to_string(),
             message: message.into(),
@@ -136,13 +141,15 @@ impl Error {
     }
 }
 
-/// Lambda reports a failed invocation with the error's kind as `errorType`.
-#[cfg(feature = "lambda")]
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(error: Error) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: error.kind().to_string(),
-            error_message: error.to_string(),
-        }
+/// An error and its causes on one line (`a: b: c`), for logs and the CLI: the cause of a
+/// transport error (DNS, TLS, a reset) is usually the part worth reading.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }

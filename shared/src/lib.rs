@@ -1,27 +1,36 @@
-//! snowcast's library: the domain, ports and adapters every Lambda and the CLI share.
+//! snowcast's library: the domain, ports, adapters and services every Lambda and the CLI
+//! share. The tree is the architecture; dependencies point one way:
 //!
-//! - [`convert`]: CSV -> silver Parquet with contracts, rejects and a manifest.
-//! - [`contract`]: dataset contracts kept in the repo.
-//! - [`storage`]: the object-storage port and its local adapter.
-//! - [`manifest`]: the converter's report, also the load queue's message.
-//! - [`ingest`]: the csv-to-parquet function (S3 events in, silver and manifests out).
-//! - [`aws`]: S3 and SQS adapters; [`queue`]: the load-queue port.
-//! - [`lambda`], [`metrics`], [`telemetry`]: what every function's handler shares.
+//! ```text
+//!                  services  (one module per function: csv_to_parquet, snowpipe_notifier)
+//!                 /    |    \
+//!          convert   ports   lambda   (runtime contract: SQS, deadlines, EMF, logs, env)
+//!                 \    |
+//!                  domain    (contract, keys, manifest, naming)      adapters -> ports
+//! ```
+//!
+//! - [`domain`]: what the data is and its rules; imports nothing but [`error`].
+//! - [`ports`]: the traits services use (storage, queue, loader, secrets).
+//! - [`adapters`]: the ports on AWS, Snowflake, a local directory, memory; one cargo
+//!   feature per family (`aws`, `secrets-manager`, `snowflake`), so a function compiles
+//!   only the SDKs it calls.
+//! - [`convert`]: CSV -> silver Parquet (feature `convert`: Arrow and Parquet).
+//! - [`services`]: each function's logic, over ports; `functions/<name>/src/main.rs` wires
+//!   adapters into it.
+//! - [`lambda`]: what every handler shares with the Lambda runtime.
+//!
+//! No module imports a module that imports it: `shared/tests/architecture.rs` reads the
+//! source and fails on a cycle or on an import against the arrows above.
 
-pub mod aws;
-pub mod config;
-pub mod contract;
+#![warn(missing_docs)]
+
+pub mod adapters;
+#[cfg(feature = "convert")]
 pub mod convert;
+pub mod domain;
 pub mod error;
-pub mod ingest;
 pub mod lambda;
-pub mod manifest;
-pub mod metrics;
-pub mod naming;
-pub mod notify;
-pub mod queue;
-pub mod snowflake;
-pub mod storage;
-pub mod telemetry;
+pub mod ports;
+pub mod services;
 
 pub use error::{Error, Result};

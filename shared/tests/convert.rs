@@ -8,9 +8,9 @@ use std::io::Write;
 use arrow_array::{Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, cast::AsArray};
 use common::*;
 use snowcast::{
-    convert::{ConvertSettings, Converter, SourceInfo},
-    manifest::Status,
-    storage::LocalDirSink,
+    adapters::local::LocalDirSink,
+    convert::{ConvertSettings, Converter},
+    domain::{keys::SourceId, manifest::Status},
 };
 
 const GOOD: &str = "A1,L1,2024-01-01,3,12.50,4.1667,true,toys,web,plain";
@@ -120,7 +120,7 @@ async fn files_are_hive_partitioned_by_day_with_deterministic_names() {
 
 #[tokio::test]
 async fn monthly_partitions_of_timestamps() {
-    let inventory = snowcast::contract::builtin("inventory").unwrap().unwrap();
+    let inventory = snowcast::domain::contract::builtin("inventory").unwrap().unwrap();
     let text = "sku_id,location_id,date,on_hand,on_order,unit_cost,snapshot_at\n\
                 A,L,2024-01-31,1,0,1.5,2024-01-31T23:00:00Z\n\
                 A,L,2024-02-01,2,0,1.5,2024-02-01 08:00:00\n";
@@ -388,7 +388,7 @@ async fn windows_1252_is_decoded_when_declared_and_rejected_otherwise() {
     );
 
     let mut declared = sales_with_limit(0.0);
-    declared.encoding = snowcast::contract::TextEncoding::Windows1252;
+    declared.encoding = snowcast::domain::contract::TextEncoding::Windows1252;
     let decoded = convert_with(bytes, "sales", Some(declared), Default::default()).await;
     assert_eq!(decoded.manifest.status, Status::Accepted);
     assert_eq!(decoded.strings("category"), [Some("café".into())]);
@@ -432,10 +432,7 @@ async fn unknown_datasets_get_sniffed_types_unless_strict() {
     let strict = Converter::try_new(
         "acme",
         "stores",
-        SourceInfo {
-            key: "k.csv".into(),
-            fingerprint: "f".into(),
-        },
+        SourceId::new("k.csv", "k.csv", "f"),
     )
     .unwrap()
     .with_strict(true)

@@ -9,18 +9,13 @@ mod python;
 #[path = "../../tests/support/snowflake.rs"]
 mod snowflake_support;
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 use serde_json::json;
 use snowcast::{
     Error,
-    snowflake::{
-        credentials::{CredentialStore, FileSecret},
-        sql::{Binding, SqlClient},
-    },
+    adapters::snowflake::sql::{Binding, SqlClient},
 };
-use snowflake_support::{credentials_json, secret_file};
+use snowflake_support::{credentials_json, file_session, secret_file};
 
 /// Statements of an infra file, split at the `;` ending a line.
 fn statements(file: &str) -> Vec<String> {
@@ -45,7 +40,7 @@ async fn infra_ddl_and_bound_statements_run_on_fakesnow() {
     let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
     let client = SqlClient::new(
         reqwest::Client::new(),
-        Arc::new(CredentialStore::new(Arc::new(FileSecret(secret)))),
+        file_session(secret).await,
         Some(fake.url.clone()),
         "snowcast-test",
     );

@@ -21,14 +21,14 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 use snowcast::{
     Error,
-    aws::{
+    adapters::aws::{
         self,
         s3::{S3Sink, S3Source, S3Uri},
         sqs::SqsLoadQueue,
     },
-    ingest::{Ingest, IngestSettings, Notice, Outcome, event::parse_notification},
+    domain::manifest::{LoadMessage, Manifest, Status},
     lambda::SqsBatchResponse,
-    manifest::{LoadMessage, Manifest, Status},
+    services::csv_to_parquet::{Ingest, IngestSettings, Notice, Outcome, event::parse_notification},
 };
 use tokio::time::Instant;
 
@@ -264,7 +264,7 @@ impl Stack {
             let mut body: Value = serde_json::from_str(&message.body).unwrap();
             for record in body["Records"].as_array_mut().into_iter().flatten() {
                 let key = record["s3"]["object"]["key"].as_str().unwrap();
-                let key = snowcast::ingest::event::decode_key(key).unwrap();
+                let key = snowcast::services::csv_to_parquet::event::decode_key(key).unwrap();
                 let head = self
                     .s3
                     .head_object()

@@ -13,9 +13,10 @@ use std::{
 use async_trait::async_trait;
 use common::*;
 use snowcast::{
-    convert::{ByteSource, ConvertSettings, Converter, Input, SourceInfo},
-    manifest::Status,
-    storage::LocalDirSink,
+    adapters::local::LocalDirSink,
+    convert::{ConvertSettings, Converter},
+    domain::{keys::SourceId, manifest::Status},
+    ports::storage::{ByteSource, Input},
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -162,9 +163,9 @@ async fn sniffed_types_float_overflow_is_rejected_not_infinite() {
 }
 
 fn sales_free(
-    mut contract: snowcast::contract::Contract,
+    mut contract: snowcast::domain::contract::Contract,
     ratio: f64,
-) -> snowcast::contract::Contract {
+) -> snowcast::domain::contract::Contract {
     contract.max_reject_ratio = ratio;
     contract
 }
@@ -266,10 +267,7 @@ async fn batch_text_over_2_gib_is_cut_into_batches_and_nothing_panics() {
     let converter = Converter::try_new(
         "acme",
         "sales",
-        SourceInfo {
-            key: "s3://bronze/acme/sales/big.csv".into(),
-            fingerprint: "f".into(),
-        },
+        SourceId::new("s3://bronze/acme/sales/big.csv", "big.csv", "f"),
     )
     .unwrap()
     .with_contract(flat)
@@ -410,7 +408,7 @@ async fn manifest_over_sqs_limit_with_20000_partitions_is_announced_in_parts() {
     let mut announced = 0;
     for message in &messages {
         let size = serde_json::to_vec(message).unwrap().len();
-        assert!(size <= snowcast::manifest::MAX_LOAD_MESSAGE_BYTES, "{size}");
+        assert!(size <= snowcast::domain::manifest::MAX_LOAD_MESSAGE_BYTES, "{size}");
         announced += message.files.len();
     }
     assert_eq!(announced, 20_000);

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use common::*;
 use proptest::prelude::*;
-use snowcast::{convert::ConvertSettings, manifest::Status};
+use snowcast::{convert::ConvertSettings, domain::manifest::Status};
 
 /// Characters values are made of: quotes, spaces, line ends, digits, a few non-ASCII
 /// letters, and `€`, which stands for the file's delimiter. The other candidate delimiters

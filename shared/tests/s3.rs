@@ -16,12 +16,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use snowcast::{
     Error,
-    aws::{
+    adapters::aws::{
         self,
         s3::{MIN_PART_BYTES, S3Sink, S3Source, S3Uri},
     },
-    convert::{ByteSource, ConvertSettings, Converter, Input, SourceInfo},
-    storage::{ObjectSink, ObjectSource, ObjectUpload, Opened},
+    convert::{ConvertSettings, Converter},
+    domain::keys::SourceId,
+    ports::storage::{ByteSource, Input, ObjectSink, ObjectSource, ObjectUpload, Opened},
 };
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
@@ -225,17 +226,14 @@ async fn reject_log_upload_is_aborted_when_the_conversion_fails() {
             "S{i},L1,2024-01-01,1,1.00,1,true,c,web,good row {i}\n"
         ));
     }
-    let mut contract = snowcast::contract::builtin("sales").unwrap().unwrap();
+    let mut contract = snowcast::domain::contract::builtin("sales").unwrap().unwrap();
     contract.partition = None;
     contract.max_reject_ratio = 1.0;
     let settings = ConvertSettings {
         upload_chunk_bytes: MIN_PART_BYTES,
         ..ConvertSettings::default()
     };
-    let source = SourceInfo {
-        key: "s3://bronze/acme/sales/cut.csv".into(),
-        fingerprint: "f".into(),
-    };
+    let source = SourceId::new("s3://bronze/acme/sales/cut.csv", "cut.csv", "f");
     let result = Converter::try_new("acme", "sales", source)
         .unwrap()
         .with_contract(contract)

@@ -23,16 +23,20 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use snowcast::{
     Error,
-    lambda::SqsBatchResponse,
-    manifest::LoadMessage,
-    notify::{Notifier, PipeMap, SnowpipeLoader},
-    snowflake::{
-        credentials::{
-            CredentialStore, Credentials, FileSecret, SecretSource, SecretsManagerSecret,
+    adapters::{
+        aws::secrets::SecretsManagerSecret,
+        local::FileSecret,
+        snowflake::{
+            pipes::{PipeMap, SnowpipeLoader},
+            retry::RetryPolicy,
+            session::Session,
+            snowpipe::{SnowpipeClient, StagedFile},
         },
-        retry::RetryPolicy,
-        snowpipe::{SnowpipeClient, StagedFile},
     },
+    domain::manifest::LoadMessage,
+    lambda::SqsBatchResponse,
+    ports::secrets::{Credentials, SecretSource},
+    services::snowpipe_notifier::Notifier,
 };
 use snowflake_support::{credentials_json, secret_file, verify_token};
 
@@ -56,10 +60,10 @@ impl SecretSource for CountingSecret {
     }
 }
 
-fn client(url: &str, secret: Arc<dyn SecretSource>) -> SnowpipeClient {
+async fn client(url: &str, secret: Arc<dyn SecretSource>) -> SnowpipeClient {
     SnowpipeClient::new(
         reqwest::Client::new(),
-        Arc::new(CredentialStore::new(secret)),
+        Arc::new(Session::open(secret).await.unwrap()),
         Some(url.to_string()),
     )
 }
@@ -128,7 +132,7 @@ async fn insert_files_matches_the_official_sdk_for_every_account_form() {
         run_sdk(dir.path(), "ingest", &args);
 
         let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
-        let summary = client(&stand_in.url, secret)
+        let summary = client(&stand_in.url, secret).await
             .insert_files(PIPE, &files)
             .await
             .unwrap();
@@ -186,7 +190,7 @@ async fn encrypted_keys_give_the_same_identity() {
     for (key, passphrase) in [("key.pem", None), ("key-encrypted.pem", Some("s3cret"))] {
         let credentials = credentials_json("xy12345.us-east-2.aws", key, passphrase);
         let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
-        client(&stand_in.url, secret)
+        client(&stand_in.url, secret).await
             .insert_files(PIPE, &files(1))
             .await
             .unwrap();
@@ -204,11 +208,10 @@ async fn encrypted_keys_give_the_same_identity() {
 
     let wrong = credentials_json("xy12345", "key-encrypted.pem", Some("nope"));
     let secret = Arc::new(FileSecret(secret_file(dir.path(), &wrong)));
-    let error = client(&stand_in.url, secret)
-        .insert_files(PIPE, &files(1))
-        .await
-        .unwrap_err()
-        .error;
+    // A bad secret fails the session when it opens (a function's init), not every call.
+    let Err(error) = Session::open(secret).await else {
+        panic!("a wrong passphrase fails the session");
+    };
     assert!(matches!(error, Error::Credentials(_)), "{error}");
     assert!(
         !error.to_string().contains("nope"),
@@ -218,7 +221,7 @@ async fn encrypted_keys_give_the_same_identity() {
 
 #[tokio::test]
 async fn credentials_come_from_secrets_manager_and_are_never_printed() {
-    let secrets = snowcast::aws::secrets_client(&moto::sdk_config());
+    let secrets = snowcast::adapters::aws::secrets_client(&moto::sdk_config());
     let name = moto::unique("snowflake");
     let credentials = credentials_json("myorg-myaccount", "key-encrypted.pem", Some("s3cret"));
     secrets
@@ -228,23 +231,22 @@ async fn credentials_come_from_secrets_manager_and_are_never_printed() {
         .send()
         .await
         .unwrap();
-    let store = CredentialStore::new(Arc::new(SecretsManagerSecret::new(secrets.clone(), &name)));
-    let signer = store.signer().await.unwrap();
+    let source = Arc::new(SecretsManagerSecret::new(secrets.clone(), &name));
+    let identity = Session::open(source).await.unwrap().identity().await;
     assert_eq!(
-        signer.claims(std::time::SystemTime::now()).sub,
+        identity.signer.claims(std::time::SystemTime::now()).sub,
         "MYORG-MYACCOUNT.LOADER_SVC"
     );
-    let shown = format!("{:?} {:?}", signer.credentials(), signer);
+    let shown = format!("{identity:?}");
     assert!(
         !shown.contains("PRIVATE KEY") && !shown.contains("s3cret"),
         "{shown}"
     );
 
-    let missing = CredentialStore::new(Arc::new(SecretsManagerSecret::new(
-        secrets,
-        "no-such-secret",
-    )));
-    let error = missing.signer().await.unwrap_err();
+    let missing = Arc::new(SecretsManagerSecret::new(secrets, "no-such-secret"));
+    let Err(error) = Session::open(missing).await else {
+        panic!("a missing secret fails the session");
+    };
     assert!(
         matches!(error, Error::Credentials(_)) && error.to_string().contains("no-such-secret"),
         "{error}"
@@ -265,7 +267,7 @@ async fn throttling_is_retried_with_the_same_request_id() {
         base_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
-    let summary = client(&stand_in.url, secret)
+    let summary = client(&stand_in.url, secret).await
         .with_retry(policy)
         .insert_files(PIPE, &files(2))
         .await
@@ -292,7 +294,7 @@ async fn a_401_rereads_the_secret_once() {
     let expired =
         json!({"status": 401, "body": {"code": "390318", "message": "JWT token is invalid"}});
     script(&stand_in.url, json!([expired])).await;
-    let client = client(&stand_in.url, secret.clone());
+    let client = client(&stand_in.url, secret.clone()).await;
     client.insert_files(PIPE, &files(1)).await.unwrap();
     assert_eq!(
         secret.reads.load(Ordering::SeqCst),
@@ -331,7 +333,7 @@ async fn an_unavailable_service_is_given_up_within_the_budget() {
         budget: Duration::from_secs(1),
     };
     let started = std::time::Instant::now();
-    let error = client(&stand_in.url, secret)
+    let error = client(&stand_in.url, secret).await
         .with_retry(policy)
         .insert_files(PIPE, &files(1))
         .await
@@ -356,7 +358,7 @@ async fn more_than_5000_files_go_in_several_requests() {
         dir.path(),
         &credentials_json("xy12345", "key.pem", None),
     )));
-    let summary = client(&stand_in.url, secret)
+    let summary = client(&stand_in.url, secret).await
         .insert_files(PIPE, &files(12_001))
         .await
         .unwrap();
@@ -394,7 +396,7 @@ async fn insert_reports_give_each_files_load_status() {
         ]
     });
     script(&stand_in.url, json!([{"status": 200, "body": report}])).await;
-    let report = client(&stand_in.url, secret)
+    let report = client(&stand_in.url, secret).await
         .insert_report(PIPE, Some("1_15"))
         .await
         .unwrap();
@@ -459,7 +461,7 @@ async fn accounting_failed_loads_are_found_by_the_scheduled_audit() {
     let pipes = PipeMap::parse(&format!("sales={PIPE}"), None, None).unwrap();
     let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
     let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(
-        client(&stand_in.url, secret),
+        client(&stand_in.url, secret).await,
         pipes,
     )));
     let answer = history(PIPE, "sales/t/a.parquet", "sales/t/b.parquet");
@@ -615,7 +617,7 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
     )
     .unwrap();
     let notifier = Notifier::new(Arc::new(SnowpipeLoader::new(
-        client(&stand_in.url, secret),
+        client(&stand_in.url, secret).await,
         pipes,
     )));
     // Datasets are sent in name order: inventory first (accepted), then sales (refused).

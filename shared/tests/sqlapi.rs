@@ -7,18 +7,17 @@ mod python;
 #[path = "../../tests/support/snowflake.rs"]
 mod snowflake_support;
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{process::Command, time::Duration};
 
 use serde_json::{Value, json};
 use snowcast::{
     Error,
-    snowflake::{
-        credentials::{CredentialStore, FileSecret},
+    adapters::snowflake::{
         retry::RetryPolicy,
         sql::{Binding, SqlClient},
     },
 };
-use snowflake_support::{credentials_json, secret_file};
+use snowflake_support::{credentials_json, file_session, secret_file};
 
 const HANDLE: &str = "01bd2f4e-0000-4a1c-8000-0000000a1b2c";
 const SPEC: &str = concat!(
@@ -35,14 +34,13 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    async fn new() -> Harness {
         let stand_in = python::start("recording_server.py");
         let dir = tempfile::tempdir().unwrap();
         let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
-        let credentials = Arc::new(CredentialStore::new(Arc::new(FileSecret(secret))));
         let client = SqlClient::new(
             reqwest::Client::new(),
-            credentials,
+            file_session(secret).await,
             Some(stand_in.url.clone()),
             "snowcast-test",
         )
@@ -180,7 +178,7 @@ fn partition(from: usize, count: usize) -> Value {
 
 #[tokio::test]
 async fn results_of_many_partitions_are_fetched_and_decoded() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     harness
         .serve(&[
             (
@@ -263,7 +261,7 @@ async fn results_of_many_partitions_are_fetched_and_decoded() {
 /// every fetch asked for partition 0 again.
 #[tokio::test]
 async fn sql_api_partition_url_keeps_the_status_url_query() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     let mut first = result_set(&[2, 3, 1]);
     first["statementStatusUrl"] = json!(format!(
         "/api/v2/statements/{HANDLE}?requestId=0b9d7e2a-5f1c-4f3e-9a57-3c2d1e0f4a6b"
@@ -292,7 +290,7 @@ async fn sql_api_partition_url_keeps_the_status_url_query() {
 
 #[tokio::test]
 async fn a_202_is_polled_until_the_result_is_ready() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     let running = json!({
         "code": "333334", "message": "Asynchronous execution in progress.",
         "statementHandle": HANDLE, "statementStatusUrl": format!("/api/v2/statements/{HANDLE}"),
@@ -314,7 +312,7 @@ async fn a_202_is_polled_until_the_result_is_ready() {
 
 #[tokio::test]
 async fn a_statement_that_never_finishes_is_cancelled_at_the_deadline() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     let running = json!({"code": "333334", "message": "Asynchronous execution in progress.",
                          "statementHandle": HANDLE, "statementStatusUrl": format!("/api/v2/statements/{HANDLE}")});
     let answers: Vec<(u16, &str, Value, &str)> = (0..40)
@@ -343,7 +341,7 @@ async fn a_statement_that_never_finishes_is_cancelled_at_the_deadline() {
 
 #[tokio::test]
 async fn a_422_is_a_typed_error_with_code_and_sql_state() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     let failure = json!({
         "code": "002003", "sqlState": "42S02",
         "message": "SQL compilation error:\nObject 'MANUAL_EDITS_HT' does not exist or not authorized.",
@@ -379,7 +377,7 @@ async fn a_422_is_a_typed_error_with_code_and_sql_state() {
 
 #[tokio::test]
 async fn throttled_submissions_are_resent_with_the_same_request_id_and_retry() {
-    let mut harness = Harness::new();
+    let mut harness = Harness::new().await;
     harness
         .serve(&[
             (429, "QueryFailureStatus", json!({"code": "390501", "message": "Too many requests", "sqlState": "", "statementHandle": HANDLE}), ""),

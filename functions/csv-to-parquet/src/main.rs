@@ -1,25 +1,28 @@
 //! csv-to-parquet: S3 ObjectCreated notifications (via SQS, or direct) -> silver Parquet.
-//! Wiring only; the logic is `snowcast::ingest`.
+//! Wiring only; the logic is `snowcast::services::csv_to_parquet`.
 
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use snowcast::{
-    aws::{self, s3::S3Sink, s3::S3Source, sqs::SqsLoadQueue},
-    config,
-    ingest::Ingest,
-    lambda::deadline_from_epoch_ms,
+    adapters::aws::{
+        self,
+        s3::{S3Sink, S3Source, S3Uri},
+        sqs::SqsLoadQueue,
+    },
+    lambda::{deadline_from_epoch_ms, telemetry},
+    services::csv_to_parquet::{Ingest, config::Config},
 };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    snowcast::telemetry::init_lambda();
-    let config = config::csv_to_parquet()?;
+    telemetry::init_lambda();
+    let config = Config::from_env()?;
     let sdk = aws::load_config(None).await;
     let s3 = aws::s3_client(&sdk);
     let ingest = Arc::new(Ingest::new(
         Arc::new(S3Source::new(s3.clone())),
-        Arc::new(S3Sink::new(s3, config.silver)),
+        Arc::new(S3Sink::new(s3, S3Uri::root(&config.silver)?)),
         Arc::new(SqsLoadQueue::new(
             aws::sqs_client(&sdk),
             config.load_queue_url,

@@ -18,16 +18,12 @@ use super::{
     values::{self, ParseError, TemporalFormat},
 };
 use crate::{
-    contract::{ColumnSpec, ColumnType},
+    domain::{
+        contract::{ColumnSpec, ColumnType, Contract},
+        keys::{INGESTED_AT, SOURCE_KEY, SOURCE_ROW, TENANT_ID},
+    },
     error::{Error, Result},
 };
-
-/// The tenant column, present in every silver file (and in its Hive path).
-pub const TENANT_ID: &str = "tenant_id";
-/// Lineage column names, present in every silver file.
-pub const SOURCE_KEY: &str = "_source_key";
-pub const SOURCE_ROW: &str = "_source_row";
-pub const INGESTED_AT: &str = "_ingested_at";
 
 /// Arrow type of a contract column type.
 pub fn arrow_type(column_type: ColumnType) -> DataType {
@@ -342,6 +338,23 @@ pub struct Lineage {
 pub struct FieldRules {
     pub null_tokens: NullTokens,
     pub decimal_separator: char,
+}
+
+impl FieldRules {
+    /// The contract's rules, or the defaults for a dataset without one (`""`, `NULL` and
+    /// `null` are NULL; `.` separates decimals).
+    pub fn for_contract(contract: Option<&Contract>) -> Self {
+        match contract {
+            Some(contract) => FieldRules {
+                null_tokens: NullTokens::new(&contract.null_tokens),
+                decimal_separator: contract.decimal_separator,
+            },
+            None => FieldRules {
+                null_tokens: NullTokens::new(&[String::new(), "NULL".into(), "null".into()]),
+                decimal_separator: '.',
+            },
+        }
+    }
 }
 
 /// What became of a record pushed into a batch.

@@ -7,7 +7,7 @@ use super::{
     sniff::ColumnSniffer,
     values,
 };
-use crate::contract::ColumnType;
+use crate::domain::contract::ColumnType;
 
 /// One record as the splitter delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]

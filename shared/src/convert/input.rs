@@ -6,24 +6,22 @@
 //! on the fly. Nothing here buffers more than one chunk.
 
 use std::{
-    path::PathBuf,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
 };
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
-use async_trait::async_trait;
-use bytes::Bytes;
 use encoding_rs::{Decoder, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 
 use crate::{
-    contract::TextEncoding,
+    domain::contract::TextEncoding,
     error::{Error, Result},
+    ports::storage::ByteSource,
 };
 
 /// Bytes read from the source per step.
@@ -44,66 +42,6 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
-        }
-    }
-}
-
-/// A boxed async byte source.
-pub type ByteSource = Box<dyn AsyncRead + Unpin + Send>;
-
-/// What the converter reads: a source it can open from the start, more than once. A file
-/// without a contract is read again when a column's sniffed type had to widen.
-#[async_trait]
-pub trait Input: Send + Sync {
-    /// The object's bytes from the start (compressed or not).
-    async fn open(&self) -> Result<ByteSource>;
-}
-
-/// Bytes in memory as an input.
-#[async_trait]
-impl Input for Bytes {
-    async fn open(&self) -> Result<ByteSource> {
-        Ok(Box::new(std::io::Cursor::new(self.clone())))
-    }
-}
-
-/// A local file as an input.
-#[derive(Debug, Clone)]
-pub struct FileInput(pub PathBuf);
-
-#[async_trait]
-impl Input for FileInput {
-    async fn open(&self) -> Result<ByteSource> {
-        let file = tokio::fs::File::open(&self.0)
-            .await
-            .map_err(|e| Error::io(format!("opening {}", self.0.display()), e))?;
-        Ok(Box::new(file))
-    }
-}
-
-/// An input already opened (to read its metadata first): the first `open` hands that
-/// stream over, later ones open `again`.
-pub struct OpenedInput<I> {
-    first: Mutex<Option<ByteSource>>,
-    again: I,
-}
-
-impl<I: Input> OpenedInput<I> {
-    pub fn new(first: ByteSource, again: I) -> Self {
-        OpenedInput {
-            first: Mutex::new(Some(first)),
-            again,
-        }
-    }
-}
-
-#[async_trait]
-impl<I: Input> Input for OpenedInput<I> {
-    async fn open(&self) -> Result<ByteSource> {
-        let first = self.first.lock().map(|mut f| f.take()).unwrap_or(None);
-        match first {
-            Some(stream) => Ok(stream),
-            None => self.again.open().await,
         }
     }
 }
@@ -346,4 +284,12 @@ impl TextReader {
     pub fn needs_validation(&self) -> bool {
         self.decoder.is_none()
     }
+}
+
+/// The reason given for text that is not UTF-8 (the fix is usually the contract's encoding).
+pub fn not_utf8(what: &str) -> String {
+    format!(
+        "{what} is not valid UTF-8; if the file is a Windows export, declare \
+         encoding = \"windows-1252\" in the dataset's contract"
+    )
 }

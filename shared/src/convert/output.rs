@@ -34,14 +34,19 @@ use parquet::{
 };
 
 use super::{
-    ConvertSettings, SOURCE_ROW,
+    columns,
+    plan::Plan,
+    settings::{ConvertSettings, check_deadline},
     values::{format_date, month_index},
 };
 use crate::{
-    contract::{ColumnType, Granularity},
+    domain::{
+        contract::{ColumnType, Granularity, PartitionSpec},
+        keys::{SOURCE_ROW, SilverKeys},
+        manifest::ManifestFile,
+    },
     error::{Error, Result},
-    manifest::ManifestFile,
-    storage::{ObjectSink, ObjectUpload},
+    ports::storage::{ObjectSink, ObjectUpload},
 };
 
 /// A finished Parquet object, uploaded but not yet committed.
@@ -432,7 +437,7 @@ impl PartitionedWriter {
         let mut files = Vec::new();
         let partitions = std::mem::take(&mut self.partitions);
         for (key, buffer) in partitions {
-            super::check_deadline(self.deadline, "writing partitions")?;
+            check_deadline(self.deadline, "writing partitions")?;
             let mut series = make_series(self.partitioner.directory(key));
             match self.replay(sink, &mut series, buffer).await {
                 Ok(()) => files.extend(commit_all(series.finish().await?).await?),
@@ -527,6 +532,72 @@ pub enum SilverWriter {
 }
 
 impl SilverWriter {
+    /// The writer a plan calls for: one streaming series, or buffered partitions.
+    pub fn new(
+        plan: &Plan,
+        partitioning: Option<&PartitionSpec>,
+        keys: &SilverKeys,
+        settings: &ConvertSettings,
+    ) -> Result<Self> {
+        let schema = columns::silver_schema(&plan.columns);
+        let properties = writer_properties(settings, &schema)?;
+        let Some(spec) = partitioning else {
+            return Ok(SilverWriter::Single(Box::new(ParquetSeries::new(
+                schema,
+                properties,
+                keys.data_prefix.clone(),
+                keys.stem.clone(),
+                None,
+                settings,
+            ))));
+        };
+        let index = plan
+            .columns
+            .iter()
+            .position(|c| c.name == spec.column)
+            .ok_or_else(|| Error::invalid("partition column", spec.column.clone()))?;
+        let partitioner = Partitioner {
+            column: index + 1, // after tenant_id
+            name: spec.column.clone(),
+            column_type: plan.columns[index].column_type,
+            granularity: spec.granularity,
+        };
+        Ok(SilverWriter::Partitioned(PartitionedWriter::new(
+            partitioner,
+            schema,
+            settings,
+        )))
+    }
+
+    /// Writes what is left and commits every silver file (the file was accepted).
+    pub async fn commit(
+        self,
+        sink: &dyn ObjectSink,
+        keys: &SilverKeys,
+        settings: &ConvertSettings,
+    ) -> Result<Vec<ManifestFile>> {
+        match self {
+            SilverWriter::Single(series) => commit_all(series.finish().await?).await,
+            SilverWriter::Partitioned(partitioned) => {
+                let schema = partitioned.schema().clone();
+                let properties = writer_properties(settings, &schema)?;
+                partitioned
+                    .finish(sink, |directory| {
+                        ParquetSeries::new(
+                            schema.clone(),
+                            properties.clone(),
+                            format!("{}{directory}/", keys.data_prefix),
+                            keys.stem.clone(),
+                            Some(directory),
+                            settings,
+                        )
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Hands one batch to the series or its partition.
     pub async fn push(&mut self, sink: &dyn ObjectSink, batch: RecordBatch) -> Result<()> {
         match self {
             SilverWriter::Single(series) => series.write(sink, &batch).await,

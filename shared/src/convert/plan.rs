@@ -5,13 +5,14 @@
 //! required columns) is refused with a reason; the converter then still counts its records.
 
 use super::{
-    RESERVED_COLUMNS,
     columns::FieldRules,
+    input::not_utf8,
     records::{Malformed, RecordLimits, RecordSplitter},
     sniff::{self, ColumnSniffer},
 };
-use crate::{
+use crate::domain::{
     contract::{ColumnSpec, ColumnType, Contract},
+    keys::RESERVED_COLUMNS,
     naming,
 };
 
@@ -117,7 +118,7 @@ fn header_names(
             .iter()
             .any(|f| simdutf8::basic::from_utf8(f).is_err())
     {
-        return Err(super::not_utf8("the header row"));
+        return Err(not_utf8("the header row"));
     }
     let texts = header.iter().map(|f| std::str::from_utf8(f).unwrap_or(""));
     Ok(naming::normalise_headers(texts, &RESERVED_COLUMNS))

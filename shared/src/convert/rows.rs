@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 
 use super::{
     columns::{Pushed, RowBatcher},
+    input::not_utf8,
     output::{RejectLog, Rejected},
     records::Record,
 };
@@ -102,7 +103,7 @@ impl<'a> RowSink<'a> {
             return Ok(());
         }
         if self.validate_utf8 && simdutf8::basic::from_utf8(record.bytes()).is_err() {
-            self.switch(Mode::Counting(super::not_utf8(&format!("row {row}"))));
+            self.switch(Mode::Counting(not_utf8(&format!("row {row}"))));
             return Ok(());
         }
         let Some(batcher) = &mut self.batcher else {

@@ -9,7 +9,7 @@
 //! fit, the column widens (to a decimal, or to a string) and the converter starts again with
 //! the widened types: a sniffed type never rejects a row.
 
-use crate::contract::ColumnType;
+use crate::domain::contract::ColumnType;
 
 use super::{
     records::{RecordLimits, RecordSplitter},

@@ -8,10 +8,9 @@ use std::{path::Path, sync::Arc};
 use arrow_array::{Array, RecordBatch, StringArray, cast::AsArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use snowcast::{
-    contract::Contract,
-    convert::{ConvertSettings, Converter, SourceInfo},
-    manifest::Manifest,
-    storage::LocalDirSink,
+    adapters::local::LocalDirSink,
+    convert::{ConvertSettings, Converter},
+    domain::{contract::Contract, keys::SourceId, manifest::Manifest},
 };
 use tempfile::TempDir;
 
@@ -24,7 +23,7 @@ pub fn contract(toml: &str) -> Contract {
 
 /// The built-in sales contract with a reject limit of `ratio`.
 pub fn sales_with_limit(ratio: f64) -> Contract {
-    let mut sales = snowcast::contract::builtin("sales").unwrap().unwrap();
+    let mut sales = snowcast::domain::contract::builtin("sales").unwrap().unwrap();
     sales.max_reject_ratio = ratio;
     sales
 }
@@ -152,10 +151,11 @@ pub async fn convert_with(
     settings: ConvertSettings,
 ) -> Converted {
     let dir = tempfile::tempdir().unwrap();
-    let source = SourceInfo {
-        key: format!("s3://bronze/acme/{dataset}/upload.csv"),
-        fingerprint: "0123456789abcdef".into(),
-    };
+    let source = SourceId::new(
+        format!("s3://bronze/acme/{dataset}/upload.csv"),
+        "upload.csv",
+        "0123456789abcdef",
+    );
     let mut converter = Converter::try_new("acme", dataset, source)
         .unwrap()
         .with_settings(settings.with_spill_dir(dir.path()))

@@ -1,0 +1,17 @@
+//! Adapters: the ports implemented with real technology, each family behind a cargo
+//! feature so a function compiles only what it uses.
+//!
+//! - [`aws`]: S3 and SQS (feature `aws`), Secrets Manager (feature `secrets-manager`).
+//! - [`snowflake`]: the session, Snowpipe REST and the SQL API v2 (feature `snowflake`).
+//! - [`local`]: a directory, a file, a JSON secret file (the CLI, the local stack, tests).
+//! - [`memory`]: in-memory twins of every port, for unit tests and fuzzing.
+//!
+//! May import: `ports`, `domain`, `error` (and `lambda::env` for their settings); never a
+//! service.
+
+#[cfg(any(feature = "aws", feature = "secrets-manager"))]
+pub mod aws;
+pub mod local;
+pub mod memory;
+#[cfg(feature = "snowflake")]
+pub mod snowflake;

@@ -1,0 +1,67 @@
+//! Snowflake adapters (feature `snowflake`): the session (credentials read once, key-pair
+//! JWTs), the Snowpipe REST client and the loader port on it, the SQL API v2 client.
+//!
+//! Every call the system makes to Snowflake goes through these types, with one set of
+//! headers (`Authorization: Bearer <jwt>`, `X-Snowflake-Authorization-Token-Type:
+//! KEYPAIR_JWT`, a `snowcast` User-Agent) and one retry policy. Imports: `ports`,
+//! `domain`, `error`.
+
+pub mod jwt;
+pub mod pipes;
+pub mod retry;
+pub mod session;
+pub mod snowpipe;
+pub mod sql;
+mod transport;
+
+use crate::error::Error;
+
+/// Time limit of one Snowflake HTTP request (retries have their own budget).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The HTTP client every Snowflake call shares (built once per process).
+pub fn http_client() -> crate::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| Error::invalid("HTTP client", describe_transport(e)))
+}
+
+/// User-Agent of every Snowflake request.
+pub const USER_AGENT: &str = concat!("snowcast/", env!("CARGO_PKG_VERSION"));
+
+/// Snowflake's error body (SQL API `{"code", "message", "sqlState"}`, or Snowpipe's
+/// `{"code", "message", "success": false}`) as an error.
+pub(crate) fn error_from_body(status: u16, body: &str) -> Error {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        code: Option<serde_json::Value>,
+        message: Option<String>,
+        sql_state: Option<String>,
+    }
+    match serde_json::from_str::<Body>(body) {
+        Ok(Body {
+            code,
+            message,
+            sql_state,
+        }) => Error::Snowflake {
+            status,
+            code: code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
+            sql_state,
+            message: message.unwrap_or_default(),
+        },
+        Err(_) => Error::Snowflake {
+            status,
+            code: None,
+            sql_state: None,
+            message: body.chars().take(300).collect(),
+        },
+    }
+}
+
+/// A transport error with its causes (DNS, TLS, connection reset), without the URL's query.
+pub(crate) fn describe_transport(error: reqwest::Error) -> String {
+    crate::error::chain(&error.without_url())
+}

@@ -1,0 +1,14 @@
+//! The domain: what the system's data is and the rules it keeps, with no I/O and no
+//! knowledge of AWS, Snowflake or Arrow.
+//!
+//! - [`contract`]: dataset contracts (columns, types, limits) kept in the repo.
+//! - [`keys`]: the one key identity: bronze layout, fingerprint, silver keys, lineage.
+//! - [`manifest`]: the converter's report, and the load messages derived from it.
+//! - [`naming`]: identifiers, header names, tenant and dataset rules.
+//!
+//! May import: `error` only.
+
+pub mod contract;
+pub mod keys;
+pub mod manifest;
+pub mod naming;

@@ -1,0 +1,15 @@
+//! Ports: the small traits services depend on, one per capability, each implemented by
+//! adapters in `adapters/` (production and embedded) and by an in-memory twin in
+//! `adapters::memory` for the services' unit tests.
+//!
+//! - [`storage`]: objects read as streams and written as uploads (S3, a directory, memory).
+//! - [`queue`]: the load queue (SQS, memory).
+//! - [`loader`]: loading silver files into the warehouse (Snowpipe, memory).
+//! - [`secrets`]: the Snowflake credentials (Secrets Manager, a file, memory).
+//!
+//! May import: `domain`, `error`.
+
+pub mod loader;
+pub mod queue;
+pub mod secrets;
+pub mod storage;

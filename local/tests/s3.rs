@@ -58,7 +58,8 @@ fn converts_from_s3_to_s3_within_the_memory_budget() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let manifest: snowcast::domain::manifest::Manifest = serde_json::from_slice(&output.stdout).unwrap();
+    let manifest: snowcast::domain::manifest::Manifest =
+        serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(manifest.rows_written, 1_000_000);
     assert_eq!(manifest.partitions.len(), 730);
     assert_eq!(manifest.source.key, format!("s3://{bronze}/{key}"));

@@ -14,19 +14,31 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A dataset contract that cannot be used as written.
     #[error("contract {dataset}: {message}")]
-    Contract { dataset: String, message: String },
+    Contract {
+        /// The contract's dataset.
+        dataset: String,
+        /// The rule broken.
+        message: String,
+    },
 
     /// A contract file that is not valid TOML for the contract schema.
     #[error("contract file {path}: {source}")]
     ContractFile {
+        /// The file.
         path: PathBuf,
+        /// What TOML or the contract schema said.
         #[source]
         source: Box<toml::de::Error>,
     },
 
     /// An argument outside what the operation accepts (tenant id, dataset name, ...).
     #[error("invalid {what}: {message}")]
-    Invalid { what: &'static str, message: String },
+    Invalid {
+        /// What was given.
+        what: &'static str,
+        /// The rule it breaks.
+        message: String,
+    },
 
     /// The input needs more than a configured resource allows (spill space). The converter
     /// turns this into a rejected file with the reason, not a failure.
@@ -36,7 +48,9 @@ pub enum Error {
     /// Reading the input or writing local files failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -44,14 +58,22 @@ pub enum Error {
     /// The object store (local directory or S3) refused an operation.
     #[error("object store: {operation} {key}: {message}")]
     ObjectStore {
+        /// The operation (`get`, `create`, `upload part`, ...).
         operation: &'static str,
+        /// The object's key or URI.
         key: String,
+        /// What the store said.
         message: String,
     },
 
     /// A queue refused a message.
     #[error("queue {queue}: {message}")]
-    Queue { queue: String, message: String },
+    Queue {
+        /// The queue's URL.
+        queue: String,
+        /// What the queue said.
+        message: String,
+    },
 
     /// An event that is not what the function is wired to receive.
     #[error("event: {0}")]
@@ -72,9 +94,13 @@ pub enum Error {
         sql_state.as_deref().map(|s| format!(", SQL state {s}")).unwrap_or_default()
     )]
     Snowflake {
+        /// HTTP status (0: no answer).
         status: u16,
+        /// Snowflake's error code.
         code: Option<String>,
+        /// SQL state, for SQL errors.
         sql_state: Option<String>,
+        /// Snowflake's message.
         message: String,
     },
 

@@ -266,7 +266,11 @@ fn each_layer_imports_only_the_layers_below_it() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -276,9 +280,15 @@ fn no_function_is_longer_than_60_lines() {
         let lines: Vec<&str> = module.source.lines().collect();
         for (at, line) in lines.iter().enumerate() {
             let code = line.trim_start();
-            let is_fn = ["fn ", "pub fn ", "async fn ", "pub async fn ", "pub(crate) fn "]
-                .iter()
-                .any(|p| code.starts_with(p))
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) fn ",
+            ]
+            .iter()
+            .any(|p| code.starts_with(p))
                 || code.starts_with("pub(super) fn ");
             if !is_fn {
                 continue;
@@ -292,15 +302,19 @@ fn no_function_is_longer_than_60_lines() {
             if body.is_some_and(|b| lines[at + b].trim_end().ends_with(';')) {
                 continue;
             }
-            if let Some(end) = lines[at..].iter().position(|l| *l == close) {
-                if end + 1 > MAX_FUNCTION_LINES {
-                    let file = module.file.strip_prefix(SRC).unwrap().display().to_string();
-                    long.push(format!("{file}:{} {} lines: {code}", at + 1, end + 1));
-                }
+            if let Some(end) = lines[at..].iter().position(|l| *l == close)
+                && end + 1 > MAX_FUNCTION_LINES
+            {
+                let file = module.file.strip_prefix(SRC).unwrap().display().to_string();
+                long.push(format!("{file}:{} {} lines: {code}", at + 1, end + 1));
             }
         }
     }
-    assert!(long.is_empty(), "functions over {MAX_FUNCTION_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]

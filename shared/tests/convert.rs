@@ -120,7 +120,9 @@ async fn files_are_hive_partitioned_by_day_with_deterministic_names() {
 
 #[tokio::test]
 async fn monthly_partitions_of_timestamps() {
-    let inventory = snowcast::domain::contract::builtin("inventory").unwrap().unwrap();
+    let inventory = snowcast::domain::contract::builtin("inventory")
+        .unwrap()
+        .unwrap();
     let text = "sku_id,location_id,date,on_hand,on_order,unit_cost,snapshot_at\n\
                 A,L,2024-01-31,1,0,1.5,2024-01-31T23:00:00Z\n\
                 A,L,2024-02-01,2,0,1.5,2024-02-01 08:00:00\n";
@@ -429,19 +431,15 @@ async fn unknown_datasets_get_sniffed_types_unless_strict() {
     assert_eq!(out.manifest.rows_written, 2);
 
     let dir = tempfile::tempdir().unwrap();
-    let strict = Converter::try_new(
-        "acme",
-        "stores",
-        SourceId::new("k.csv", "k.csv", "f"),
-    )
-    .unwrap()
-    .with_strict(true)
-    .run(
-        &bytes::Bytes::from(text.as_bytes().to_vec()),
-        &LocalDirSink::new(dir.path()),
-    )
-    .await
-    .unwrap();
+    let strict = Converter::try_new("acme", "stores", SourceId::new("k.csv", "k.csv", "f"))
+        .unwrap()
+        .with_strict(true)
+        .run(
+            &bytes::Bytes::from(text.as_bytes().to_vec()),
+            &LocalDirSink::new(dir.path()),
+        )
+        .await
+        .unwrap();
     assert_eq!(strict.status, Status::Rejected);
     assert!(strict.reason.unwrap().contains("strict"));
 }

@@ -28,7 +28,9 @@ use snowcast::{
     },
     domain::manifest::{LoadMessage, Manifest, Status},
     lambda::SqsBatchResponse,
-    services::csv_to_parquet::{Ingest, IngestSettings, Notice, Outcome, event::parse_notification},
+    services::csv_to_parquet::{
+        Ingest, IngestSettings, Notice, Outcome, event::parse_notification,
+    },
 };
 use tokio::time::Instant;
 

@@ -408,7 +408,10 @@ async fn manifest_over_sqs_limit_with_20000_partitions_is_announced_in_parts() {
     let mut announced = 0;
     for message in &messages {
         let size = serde_json::to_vec(message).unwrap().len();
-        assert!(size <= snowcast::domain::manifest::MAX_LOAD_MESSAGE_BYTES, "{size}");
+        assert!(
+            size <= snowcast::domain::manifest::MAX_LOAD_MESSAGE_BYTES,
+            "{size}"
+        );
         announced += message.files.len();
     }
     assert_eq!(announced, 20_000);

@@ -226,7 +226,9 @@ async fn reject_log_upload_is_aborted_when_the_conversion_fails() {
             "S{i},L1,2024-01-01,1,1.00,1,true,c,web,good row {i}\n"
         ));
     }
-    let mut contract = snowcast::domain::contract::builtin("sales").unwrap().unwrap();
+    let mut contract = snowcast::domain::contract::builtin("sales")
+        .unwrap()
+        .unwrap();
     contract.partition = None;
     contract.max_reject_ratio = 1.0;
     let settings = ConvertSettings {

@@ -132,7 +132,8 @@ async fn insert_files_matches_the_official_sdk_for_every_account_form() {
         run_sdk(dir.path(), "ingest", &args);
 
         let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
-        let summary = client(&stand_in.url, secret).await
+        let summary = client(&stand_in.url, secret)
+            .await
             .insert_files(PIPE, &files)
             .await
             .unwrap();
@@ -190,7 +191,8 @@ async fn encrypted_keys_give_the_same_identity() {
     for (key, passphrase) in [("key.pem", None), ("key-encrypted.pem", Some("s3cret"))] {
         let credentials = credentials_json("xy12345.us-east-2.aws", key, passphrase);
         let secret = Arc::new(FileSecret(secret_file(dir.path(), &credentials)));
-        client(&stand_in.url, secret).await
+        client(&stand_in.url, secret)
+            .await
             .insert_files(PIPE, &files(1))
             .await
             .unwrap();
@@ -267,7 +269,8 @@ async fn throttling_is_retried_with_the_same_request_id() {
         base_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
-    let summary = client(&stand_in.url, secret).await
+    let summary = client(&stand_in.url, secret)
+        .await
         .with_retry(policy)
         .insert_files(PIPE, &files(2))
         .await
@@ -333,7 +336,8 @@ async fn an_unavailable_service_is_given_up_within_the_budget() {
         budget: Duration::from_secs(1),
     };
     let started = std::time::Instant::now();
-    let error = client(&stand_in.url, secret).await
+    let error = client(&stand_in.url, secret)
+        .await
         .with_retry(policy)
         .insert_files(PIPE, &files(1))
         .await
@@ -358,7 +362,8 @@ async fn more_than_5000_files_go_in_several_requests() {
         dir.path(),
         &credentials_json("xy12345", "key.pem", None),
     )));
-    let summary = client(&stand_in.url, secret).await
+    let summary = client(&stand_in.url, secret)
+        .await
         .insert_files(PIPE, &files(12_001))
         .await
         .unwrap();
@@ -396,7 +401,8 @@ async fn insert_reports_give_each_files_load_status() {
         ]
     });
     script(&stand_in.url, json!([{"status": 200, "body": report}])).await;
-    let report = client(&stand_in.url, secret).await
+    let report = client(&stand_in.url, secret)
+        .await
         .insert_report(PIPE, Some("1_15"))
         .await
         .unwrap();
@@ -496,7 +502,7 @@ async fn accounting_failed_loads_are_found_by_the_scheduled_audit() {
 async fn a_full_history_answer_is_split_until_nothing_is_left_out() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
-    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default()).await;
     let mut full = history("RAW_DB.RAW.SALES_PIPE", "x", "y");
     let one = full["files"][0].clone();
     full["files"] = Value::Array(vec![one; 10_000]);
@@ -556,7 +562,7 @@ async fn a_full_history_answer_is_split_until_nothing_is_left_out() {
 async fn sample_events_drive_the_notifier() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
-    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default()).await;
     let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/snowpipe-notifier");
     let read = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(format!("{events}/{name}")).unwrap()).unwrap()
@@ -666,14 +672,14 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
 }
 
 /// A notifier on the stand-in with its pipes in `RAW_DB.RAW`, retrying quickly.
-fn notifier(url: &str, dir: &std::path::Path, policy: RetryPolicy) -> Notifier {
+async fn notifier(url: &str, dir: &std::path::Path, policy: RetryPolicy) -> Notifier {
     let secret = Arc::new(FileSecret(secret_file(
         dir,
         &credentials_json("xy12345", "key.pem", None),
     )));
     let pipes = PipeMap::parse("", Some("RAW_DB.RAW".into()), None).unwrap();
     Notifier::new(Arc::new(SnowpipeLoader::new(
-        client(url, secret).with_retry(policy),
+        client(url, secret).await.with_retry(policy),
         pipes,
     )))
 }
@@ -684,7 +690,7 @@ fn notifier(url: &str, dir: &std::path::Path, policy: RetryPolicy) -> Notifier {
 async fn datasets_without_a_pipe_are_acknowledged_and_counted_not_dead_lettered() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
-    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default());
+    let notifier = notifier(&stand_in.url, dir.path(), RetryPolicy::default()).await;
     let event = json!({"Records": [
         manifest_message("m-weather", "weather", &["weather/tenant_id=acme/a.parquet"]),
         manifest_message("m-sales", "sales", &["sales/tenant_id=acme/d=1/a.parquet"]),
@@ -713,7 +719,7 @@ async fn accounting_a_failed_load_reports_the_retries_it_made() {
         max_delay: Duration::from_millis(20),
         budget: Duration::from_secs(30),
     };
-    let notifier = notifier(&stand_in.url, dir.path(), policy);
+    let notifier = notifier(&stand_in.url, dir.path(), policy).await;
     let message: LoadMessage = serde_json::from_str(
         manifest_message("m1", "sales", &["sales/tenant_id=acme/d=1/a.parquet"])["body"]
             .as_str()

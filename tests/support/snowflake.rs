@@ -72,7 +72,9 @@ pub fn verify_token(token: &str) -> Value {
 }
 
 /// A session on a credentials file (read and its key parsed now).
-pub async fn file_session(secret: PathBuf) -> std::sync::Arc<snowcast::adapters::snowflake::session::Session> {
+pub async fn file_session(
+    secret: PathBuf,
+) -> std::sync::Arc<snowcast::adapters::snowflake::session::Session> {
     let source = std::sync::Arc::new(snowcast::adapters::local::FileSecret(secret));
     std::sync::Arc::new(
         snowcast::adapters::snowflake::session::Session::open(source)

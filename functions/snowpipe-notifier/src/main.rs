@@ -34,10 +34,13 @@ async fn main() -> Result<(), Error> {
     let session = Session::open(Arc::new(secret)).await.inspect_err(|error| {
         tracing::error!(%error, "cannot open the Snowflake session; check the secret");
     })?;
-    let client = SnowpipeClient::new(snowflake::http_client()?, Arc::new(session), config.base_url);
+    let client = SnowpipeClient::new(
+        snowflake::http_client()?,
+        Arc::new(session),
+        config.base_url,
+    );
     let loader = SnowpipeLoader::new(client, pipes);
-    let notifier =
-        Arc::new(Notifier::new(Arc::new(loader)).with_audit_period(config.audit_period));
+    let notifier = Arc::new(Notifier::new(Arc::new(loader)).with_audit_period(config.audit_period));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let notifier = Arc::clone(&notifier);
         async move { notifier.handle(event.payload).await }

@@ -158,7 +158,10 @@ impl Converter {
         manifest.timings.convert_ms = started.elapsed().as_millis() as u64;
         let finalize_started = std::time::Instant::now();
         let files = match outcome {
-            Ok(writer) => self.judge(writer, sink, keys, &mut manifest, &rejects).await,
+            Ok(writer) => {
+                self.judge(writer, sink, keys, &mut manifest, &rejects)
+                    .await
+            }
             Err(Stop::Reject(reason)) => {
                 manifest.status = Status::Rejected;
                 manifest.reason = Some(reason);

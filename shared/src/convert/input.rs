@@ -30,8 +30,11 @@ const CHUNK: usize = 256 * 1024;
 /// Compression of the source object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Plain text.
     None,
+    /// gzip (one or more members).
     Gzip,
+    /// zstd (one or more frames).
     Zstd,
 }
 
@@ -124,10 +127,15 @@ pub async fn decompress(source: ByteSource) -> Result<Decompressed> {
 /// The text encoding actually used to read a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetectedEncoding {
+    /// UTF-8 without a BOM.
     Utf8,
+    /// UTF-8 with a BOM.
     Utf8Bom,
+    /// UTF-16, little-endian (by BOM).
     Utf16Le,
+    /// UTF-16, big-endian (by BOM).
     Utf16Be,
+    /// Windows-1252, as the contract declared.
     Windows1252,
 }
 

@@ -70,7 +70,9 @@ impl Job<'_> {
     ) -> Result<SilverWriter, Stop> {
         let (sample, eof) = read_sample(text).await?;
         if sample.is_empty() {
-            let reason = text.malformed().unwrap_or("the file is empty (no header row)");
+            let reason = text
+                .malformed()
+                .unwrap_or("the file is empty (no header row)");
             return Err(Stop::Reject(reason.to_string()));
         }
         let mut reading = self.start(&sample, eof, text, manifest, rejects, widened)?;
@@ -130,7 +132,10 @@ impl Job<'_> {
                 manifest.extra_columns = plan.extra.clone();
                 let partitioning = self.contract.and_then(Contract::partitioning);
                 let writer = SilverWriter::new(&plan, partitioning, self.keys, self.settings)?;
-                (Some(writer), self.row_sink(Some(plan), rejects, view.validate_utf8))
+                (
+                    Some(writer),
+                    self.row_sink(Some(plan), rejects, view.validate_utf8),
+                )
             }
             Err(reason) => {
                 let mut rows = self.row_sink(None, rejects, false);
@@ -230,7 +235,12 @@ impl Job<'_> {
     /// After each chunk: drops the outputs of a mode change (keeping what they had
     /// spilled), hands finished batches to the writer (a spill past its limit rejects the
     /// file) and uploads reject lines.
-    async fn settle(&self, reading: &mut Reading<'_>, sink: &dyn ObjectSink, eof: bool) -> Result<()> {
+    async fn settle(
+        &self,
+        reading: &mut Reading<'_>,
+        sink: &dyn ObjectSink,
+        eof: bool,
+    ) -> Result<()> {
         if let Some(active) = reading.writer.as_mut() {
             for batch in std::mem::take(&mut reading.rows.ready) {
                 match active.push(sink, batch).await {

@@ -18,8 +18,11 @@ use memchr::{memchr, memchr2_iter, memchr3};
 /// keeps their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLimits {
+    /// Largest field in bytes.
     pub max_field_bytes: usize,
+    /// Largest record in bytes (fields only).
     pub max_record_bytes: usize,
+    /// Most fields in a record.
     pub max_fields: usize,
 }
 
@@ -185,69 +188,102 @@ impl RecordSplitter {
         let mut at = 0;
         while at < input.len() {
             let rest = &input[at..];
-            match self.state {
-                State::RecordStart => {
-                    let blank = rest.iter().take_while(|&&b| is_line_end(b)).count();
-                    at += blank;
-                    if blank == rest.len() {
-                        continue;
-                    }
-                    match self.plain_line(&rest[blank..], &mut on_record)? {
-                        Some(used) => at += used,
-                        None => self.state = State::FieldStart,
-                    }
-                }
-                State::FieldStart => match rest[0] {
-                    b'"' => {
-                        at += 1;
-                        self.lines_in_quote = 0;
-                        self.at_line_end = false;
-                        self.state = State::Quoted;
-                    }
-                    _ => self.state = State::Unquoted,
-                },
-                State::Unquoted => {
-                    let end = memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
-                    self.append(&rest[..end]);
-                    at += end;
-                    if end < rest.len() {
-                        at += 1;
-                        self.end_field(rest[end], &mut on_record)?;
-                    }
-                }
-                State::Quoted => {
-                    let end = memchr(b'"', rest).unwrap_or(rest.len());
-                    self.count_lines(&rest[..end]);
-                    self.append(&rest[..end]);
-                    at += end;
-                    if end < rest.len() {
-                        at += 1;
-                        self.state = State::QuoteInQuoted;
-                    }
-                }
-                State::QuoteInQuoted => {
-                    let byte = rest[0];
-                    if byte == b'"' {
-                        at += 1;
-                        self.append(b"\"");
-                        self.state = State::Quoted;
-                    } else if byte == self.delimiter || is_line_end(byte) {
-                        at += 1;
-                        self.end_field(byte, &mut on_record)?;
-                    } else {
-                        // Keep the rest of the field as it stands, and say why it is wrong.
-                        self.flag(Malformed::TextAfterQuote {
-                            field: self.field_count,
-                        });
-                        self.state = State::Unquoted;
-                    }
-                }
-            }
+            at += match self.state {
+                State::RecordStart => self.record_start(rest, &mut on_record)?,
+                State::FieldStart => self.field_start(rest[0]),
+                State::Unquoted => self.unquoted(rest, &mut on_record)?,
+                State::Quoted => self.quoted(rest),
+                State::QuoteInQuoted => self.quote_in_quoted(rest[0], &mut on_record)?,
+            };
         }
         if last {
             self.finish(&mut on_record)?;
         }
         Ok(())
+    }
+
+    /// Between records: skips blank lines, then takes a plain line whole or starts a
+    /// record byte by byte. Returns the bytes used.
+    fn record_start<E>(
+        &mut self,
+        rest: &[u8],
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let blank = rest.iter().take_while(|&&b| is_line_end(b)).count();
+        if blank == rest.len() {
+            return Ok(blank);
+        }
+        match self.plain_line(&rest[blank..], on_record)? {
+            Some(used) => Ok(blank + used),
+            None => {
+                self.state = State::FieldStart;
+                Ok(blank)
+            }
+        }
+    }
+
+    /// The first byte of a field decides whether it is quoted.
+    fn field_start(&mut self, byte: u8) -> usize {
+        if byte == b'"' {
+            self.lines_in_quote = 0;
+            self.at_line_end = false;
+            self.state = State::Quoted;
+            1
+        } else {
+            self.state = State::Unquoted;
+            0
+        }
+    }
+
+    /// An unquoted field runs to the next delimiter or line end.
+    fn unquoted<E>(
+        &mut self,
+        rest: &[u8],
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let end = memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
+        self.append(&rest[..end]);
+        if end == rest.len() {
+            return Ok(end);
+        }
+        self.end_field(rest[end], on_record)?;
+        Ok(end + 1)
+    }
+
+    /// A quoted field runs to the next quote, line ends included.
+    fn quoted(&mut self, rest: &[u8]) -> usize {
+        let end = memchr(b'"', rest).unwrap_or(rest.len());
+        self.count_lines(&rest[..end]);
+        self.append(&rest[..end]);
+        if end == rest.len() {
+            return end;
+        }
+        self.state = State::QuoteInQuoted;
+        end + 1
+    }
+
+    /// After a quote in a quoted field: a second quote is a quote, a delimiter or line
+    /// end closes the field, anything else is text after the closing quote.
+    fn quote_in_quoted<E>(
+        &mut self,
+        byte: u8,
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        if byte == b'"' {
+            self.append(b"\"");
+            self.state = State::Quoted;
+            return Ok(1);
+        }
+        if byte == self.delimiter || is_line_end(byte) {
+            self.end_field(byte, on_record)?;
+            return Ok(1);
+        }
+        // Keep the rest of the field as it stands, and say why it is wrong.
+        self.flag(Malformed::TextAfterQuote {
+            field: self.field_count,
+        });
+        self.state = State::Unquoted;
+        Ok(0)
     }
 
     /// The fast path, for the common record: a whole line in the input, with no quote and

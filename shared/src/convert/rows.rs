@@ -10,7 +10,7 @@ use super::{
     columns::{Pushed, RowBatcher},
     input::not_utf8,
     output::{RejectLog, Rejected},
-    records::Record,
+    records::{Malformed, Record},
 };
 use crate::error::Result;
 
@@ -117,18 +117,7 @@ impl<'a> RowSink<'a> {
             return Ok(());
         }
         if let Some(malformed) = record.malformed() {
-            let column = malformed
-                .field()
-                .and_then(|i| self.header.get(i))
-                .map(String::as_str);
-            return self.rejects.push(Rejected {
-                row,
-                rows: record.rows(),
-                column,
-                reason: &malformed.reason(record.rows()),
-                fields: record.fields(),
-                preview: true,
-            });
+            return self.reject_malformed(row, &record, malformed);
         }
         match batcher.push_record(row, record.field_count(), field) {
             Ok(Pushed::Added) => {
@@ -152,6 +141,28 @@ impl<'a> RowSink<'a> {
                 preview: false,
             }),
         }
+    }
+
+    /// Logs a malformed record with a preview of its fields and the physical records it
+    /// stands for.
+    fn reject_malformed(
+        &mut self,
+        row: i64,
+        record: &Record<'_>,
+        malformed: Malformed,
+    ) -> Result<()> {
+        let column = malformed
+            .field()
+            .and_then(|i| self.header.get(i))
+            .map(String::as_str);
+        self.rejects.push(Rejected {
+            row,
+            rows: record.rows(),
+            column,
+            reason: &malformed.reason(record.rows()),
+            fields: record.fields(),
+            preview: true,
+        })
     }
 
     /// Finishes the batch in progress at the end of the input.

@@ -27,6 +27,7 @@ pub struct ConvertSettings {
     pub batch_rows: usize,
     /// Bytes per Arrow batch (whichever limit comes first).
     pub batch_bytes: usize,
+    /// zstd level of the Parquet pages.
     pub zstd_level: i32,
     /// Where partitioned data spills when it outgrows the budget (Lambda: /tmp).
     pub spill_dir: PathBuf,
@@ -56,16 +57,19 @@ impl Default for ConvertSettings {
 }
 
 impl ConvertSettings {
+    /// Budgets `bytes` of memory.
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = bytes;
         self
     }
 
+    /// Spills to `dir`.
     pub fn with_spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spill_dir = dir.into();
         self
     }
 
+    /// Rolls Parquet files at about `bytes`.
     pub fn with_target_file_bytes(mut self, bytes: usize) -> Self {
         self.target_file_bytes = bytes;
         self

@@ -76,54 +76,74 @@ pub fn parse_decimal(
         _ => (false, field),
     };
     let scale = scale as usize;
-    let mut unscaled: i128 = 0;
-    let mut integer_digits = 0usize;
-    let mut fraction_digits = 0usize;
-    let mut seen_separator = false;
-    let mut round_up = false;
-    let mut any_digit = false;
-    for &b in body {
-        if b == decimal_separator && !seen_separator {
-            seen_separator = true;
-            continue;
-        }
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return Err("not a decimal");
-        }
-        any_digit = true;
-        if seen_separator {
-            if fraction_digits >= scale {
-                // Half away from zero: only the first dropped digit decides.
-                if fraction_digits == scale {
-                    round_up = digit >= 5;
-                }
-                fraction_digits += 1;
-                continue;
-            }
-            fraction_digits += 1;
-        } else {
-            if integer_digits == 0 && digit == 0 {
-                continue; // leading zeros do not count toward precision
-            }
-            integer_digits += 1;
-        }
-        unscaled = unscaled * 10 + digit as i128;
-    }
-    if !any_digit {
-        return Err("not a decimal");
-    }
-    let kept_fraction = fraction_digits.min(scale);
-    for _ in kept_fraction..scale {
+    let digits = DecimalDigits::read(body, scale, decimal_separator)?;
+    let mut unscaled = digits.unscaled;
+    for _ in digits.fraction_digits.min(scale)..scale {
         unscaled *= 10;
     }
-    if round_up {
+    if digits.round_up {
         unscaled += 1;
     }
-    if integer_digits + scale > precision as usize || unscaled >= 10i128.pow(precision as u32) {
+    if digits.integer_digits + scale > precision as usize
+        || unscaled >= 10i128.pow(precision as u32)
+    {
         return Err("decimal out of range for its precision");
     }
     Ok(if negative { -unscaled } else { unscaled })
+}
+
+/// The digits of a decimal read up to `scale` fraction digits.
+struct DecimalDigits {
+    /// The digits kept, as an integer.
+    unscaled: i128,
+    /// Integer digits, leading zeros left out (they do not count toward precision).
+    integer_digits: usize,
+    /// Fraction digits, kept or not.
+    fraction_digits: usize,
+    /// The first digit dropped was 5 or more (half away from zero).
+    round_up: bool,
+}
+
+impl DecimalDigits {
+    #[inline]
+    fn read(body: &[u8], scale: usize, separator: u8) -> Result<Self, ParseError> {
+        let mut digits = DecimalDigits {
+            unscaled: 0,
+            integer_digits: 0,
+            fraction_digits: 0,
+            round_up: false,
+        };
+        let (mut seen_separator, mut any_digit) = (false, false);
+        for &b in body {
+            if b == separator && !seen_separator {
+                seen_separator = true;
+                continue;
+            }
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err("not a decimal");
+            }
+            any_digit = true;
+            if seen_separator {
+                digits.fraction_digits += 1;
+                if digits.fraction_digits > scale {
+                    // Only the first dropped digit decides the rounding.
+                    digits.round_up |= digits.fraction_digits == scale + 1 && digit >= 5;
+                    continue;
+                }
+            } else if digits.integer_digits == 0 && digit == 0 {
+                continue;
+            } else {
+                digits.integer_digits += 1;
+            }
+            digits.unscaled = digits.unscaled * 10 + digit as i128;
+        }
+        if any_digit {
+            Ok(digits)
+        } else {
+            Err("not a decimal")
+        }
+    }
 }
 
 pub fn parse_bool(field: &[u8]) -> Result<bool, ParseError> {

@@ -27,7 +27,12 @@ pub enum ColumnType {
     /// true/false (also yes/no, y/n, t/f, 1/0; case-insensitive).
     Bool,
     /// Exact decimal with precision (1..=38) and scale (0..=precision).
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        /// Digits in all (1..=38).
+        precision: u8,
+        /// Digits after the point (0..=precision).
+        scale: i8,
+    },
     /// Calendar date (Parquet DATE).
     Date,
     /// Instant in UTC, microsecond precision (Parquet TIMESTAMP(MICROS, UTC)).
@@ -107,6 +112,7 @@ impl<'de> Deserialize<'de> for ColumnType {
 pub struct ColumnSpec {
     /// Lower snake_case name, matched against the normalised CSV header.
     pub name: String,
+    /// Its type.
     #[serde(rename = "type")]
     pub column_type: ColumnType,
     /// A required column must be present in the header and non-null in every row.
@@ -126,7 +132,9 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
+    /// One partition per day.
     Day,
+    /// One partition per month.
     Month,
     /// Not partitioned (beyond `tenant_id=`).
     None,
@@ -136,13 +144,16 @@ pub enum Granularity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionSpec {
+    /// The date or timestamp column partitioned on.
     pub column: String,
+    /// Day or month.
     pub granularity: Granularity,
 }
 
 /// Text encodings a contract may declare for its files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum TextEncoding {
+    /// UTF-8 (with or without BOM; UTF-16 by BOM is read too).
     #[default]
     #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
@@ -155,13 +166,17 @@ pub enum TextEncoding {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
+    /// The dataset it applies to (a lower snake_case identifier).
     pub dataset: String,
+    /// What the dataset holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The columns, in silver order.
     pub columns: Vec<ColumnSpec>,
     /// Columns that identify a row; implicitly required. Downstream (dbt) deduplicates on it.
     #[serde(default)]
     pub primary_key: Vec<String>,
+    /// How silver files are partitioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<PartitionSpec>,
     /// Field values that mean NULL (compared after trimming for non-string columns).
@@ -170,6 +185,7 @@ pub struct Contract {
     /// Field delimiter; sniffed among `,` `;` tab `|` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<char>,
+    /// Text encoding of files without a BOM.
     #[serde(default)]
     pub encoding: TextEncoding,
     /// `,` for files written with a European locale (`1.234,5` is not supported, `1234,5` is).
@@ -238,13 +254,20 @@ impl Contract {
     /// Checks the rules a contract must meet as a whole and makes key and partition columns
     /// required.
     pub fn validated(mut self) -> Result<Self> {
-        let dataset = self.dataset.clone();
-        let fail = |message: String| Err(Error::contract(&dataset, message));
+        let checked = self.check_columns().and_then(|()| self.check_options());
+        match checked.and_then(|()| self.require_keys()) {
+            Ok(()) => Ok(self),
+            Err(message) => Err(Error::contract(&self.dataset, message)),
+        }
+    }
+
+    /// Names, uniqueness and formats of the columns.
+    fn check_columns(&self) -> std::result::Result<(), String> {
         if !is_identifier(&self.dataset) {
-            return fail("dataset must be a lower snake_case identifier".into());
+            return Err("dataset must be a lower snake_case identifier".into());
         }
         if self.columns.is_empty() {
-            return fail("a contract needs at least one column".into());
+            return Err("a contract needs at least one column".into());
         }
         let mut seen = HashSet::new();
         for column in &self.columns {
@@ -252,51 +275,62 @@ impl Contract {
                 || column.name.starts_with('_')
                 || RESERVED_COLUMNS.contains(&column.name.as_str())
             {
-                return fail(format!(
+                return Err(format!(
                     "column {:?} must be lower snake_case, not start with '_' and not be tenant_id (reserved for lineage)",
                     column.name
                 ));
             }
             if !seen.insert(column.name.as_str()) {
-                return fail(format!("column {:?} is declared twice", column.name));
+                return Err(format!("column {:?} is declared twice", column.name));
             }
             if column.format.is_some()
                 && !matches!(column.column_type, ColumnType::Date | ColumnType::Timestamp)
             {
-                return fail(format!(
+                return Err(format!(
                     "column {:?}: format only applies to date and timestamp",
                     column.name
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The reject ratio, delimiter, decimal separator and limits.
+    fn check_options(&self) -> std::result::Result<(), String> {
         if !(0.0..=1.0).contains(&self.max_reject_ratio) {
-            return fail("max_reject_ratio must be within 0.0..=1.0".into());
+            return Err("max_reject_ratio must be within 0.0..=1.0".into());
         }
         if let Some(delimiter) = self.delimiter
             && !delimiter.is_ascii()
         {
-            return fail(format!(
+            return Err(format!(
                 "delimiter {delimiter:?} must be one ASCII character"
             ));
         }
         if !matches!(self.decimal_separator, '.' | ',') {
-            return fail("decimal_separator must be '.' or ','".into());
+            return Err("decimal_separator must be '.' or ','".into());
         }
         let limits = self.limits;
         if limits.max_field_bytes == 0 || limits.max_record_bytes == 0 {
-            return fail("limits must be above zero".into());
+            return Err("limits must be above zero".into());
         }
         if limits.max_columns < self.columns.len() {
-            return fail(format!(
+            return Err(format!(
                 "limits.max_columns ({}) is below the contract's {} columns",
                 limits.max_columns,
                 self.columns.len()
             ));
         }
+        Ok(())
+    }
+
+    /// Makes the key and partition columns required (the partition column must be a date
+    /// or timestamp).
+    fn require_keys(&mut self) -> std::result::Result<(), String> {
         let mut required: Vec<String> = self.primary_key.clone();
         if let Some(partition) = &self.partition {
             let Some(column) = self.column(&partition.column) else {
-                return fail(format!(
+                return Err(format!(
                     "partition column {:?} is not a column",
                     partition.column
                 ));
@@ -304,7 +338,7 @@ impl Contract {
             if partition.granularity != Granularity::None
                 && !matches!(column.column_type, ColumnType::Date | ColumnType::Timestamp)
             {
-                return fail(format!(
+                return Err(format!(
                     "partition column {:?} must be a date or timestamp to partition by day or month",
                     partition.column
                 ));
@@ -314,10 +348,10 @@ impl Contract {
         for name in &required {
             match self.columns.iter_mut().find(|c| &c.name == name) {
                 Some(column) => column.nullable = false,
-                None => return fail(format!("key column {name:?} is not a column")),
+                None => return Err(format!("key column {name:?} is not a column")),
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The column with this name.

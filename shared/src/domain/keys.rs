@@ -266,8 +266,17 @@ mod tests {
         let keys = SilverKeys::new(&scope, &source);
         let stem = format!("Jan_Sales-{}", source.fingerprint);
         assert_eq!(keys.data_prefix, "sales/tenant_id=acme/");
-        assert_eq!(keys.manifest, format!("_manifests/sales/tenant_id=acme/{stem}.json"));
-        assert_eq!(keys.rejects, format!("_rejects/sales/tenant_id=acme/{stem}.jsonl"));
-        assert_eq!(keys.announcement, format!("_announced/sales/tenant_id=acme/{stem}.json"));
+        assert_eq!(
+            keys.manifest,
+            format!("_manifests/sales/tenant_id=acme/{stem}.json")
+        );
+        assert_eq!(
+            keys.rejects,
+            format!("_rejects/sales/tenant_id=acme/{stem}.jsonl")
+        );
+        assert_eq!(
+            keys.announcement,
+            format!("_announced/sales/tenant_id=acme/{stem}.json")
+        );
     }
 }

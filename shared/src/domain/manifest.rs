@@ -35,8 +35,11 @@ pub struct SourceSummary {
     pub key: String,
     /// Identity of the source object; part of every output key.
     pub fingerprint: String,
+    /// Compression detected (`none`, `gzip`, `zstd`).
     pub compression: Option<String>,
+    /// Text encoding detected.
     pub encoding: Option<String>,
+    /// Field delimiter used.
     pub delimiter: Option<String>,
     /// Bytes of text after decompression and decoding.
     pub text_bytes: u64,
@@ -51,7 +54,9 @@ pub struct ManifestFile {
     pub uri: String,
     /// Hive partition directory, e.g. `date=2024-03-01`.
     pub partition: Option<String>,
+    /// Rows in the file.
     pub rows: u64,
+    /// Size in bytes.
     pub bytes: u64,
 }
 
@@ -62,20 +67,26 @@ pub struct Timings {
     pub convert_ms: u64,
     /// Writing buffered partitions, committing objects.
     pub finalize_ms: u64,
+    /// The whole conversion.
     pub total_ms: u64,
 }
 
 /// The converter's report for one source object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Layout version ([`MANIFEST_VERSION`]).
     pub version: u32,
+    /// Accepted or rejected.
     pub status: Status,
     /// Why the file was rejected, or `None`.
     pub reason: Option<String>,
+    /// The tenant.
     pub tenant_id: String,
+    /// The dataset.
     pub dataset: String,
     /// The contract applied, or `None` when column types were sniffed.
     pub contract: Option<String>,
+    /// What was read.
     pub source: SourceSummary,
     /// Columns of the silver files (before the lineage columns).
     pub columns: Vec<ColumnSpec>,
@@ -85,11 +96,13 @@ pub struct Manifest {
     pub extra_columns: Vec<String>,
     /// Data rows read (the header is not a row).
     pub rows_read: u64,
+    /// Rows written to silver.
     pub rows_written: u64,
     /// Rows not written: the invalid rows, or every row when the file was rejected.
     pub rows_rejected: u64,
     /// Rows that failed validation (each one is in the reject file).
     pub rows_invalid: u64,
+    /// The silver files written.
     pub files: Vec<ManifestFile>,
     /// Location of the reject file, or `None` when no row was invalid.
     pub rejects: Option<String>,
@@ -97,7 +110,9 @@ pub struct Manifest {
     pub partitions: Vec<String>,
     /// Value of `_ingested_at` in every row.
     pub ingested_at: DateTime<Utc>,
+    /// Bytes partitioning spilled to disk.
     pub spilled_bytes: u64,
+    /// Where the time went.
     pub timings: Timings,
 }
 
@@ -142,6 +157,7 @@ impl Manifest {
         }
     }
 
+    /// Whether rows went to silver.
     pub fn is_accepted(&self) -> bool {
         self.status == Status::Accepted
     }
@@ -166,6 +182,7 @@ impl Manifest {
 pub struct LoadFile {
     /// Key relative to the silver root (the stage).
     pub key: String,
+    /// Size in bytes.
     pub bytes: u64,
 }
 
@@ -175,8 +192,11 @@ pub struct LoadFile {
 /// messages queued before an upgrade still load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadMessage {
+    /// Layout version ([`MANIFEST_VERSION`]).
     pub version: u32,
+    /// The tenant.
     pub tenant_id: String,
+    /// The dataset.
     pub dataset: String,
     /// Where the whole manifest is, relative to the silver root.
     #[serde(default)]
@@ -184,8 +204,10 @@ pub struct LoadMessage {
     /// This message's number (0-based) among `parts`.
     #[serde(default)]
     pub part: u32,
+    /// How many messages announce the manifest.
     #[serde(default = "one")]
     pub parts: u32,
+    /// The files to load.
     pub files: Vec<LoadFile>,
 }
 

@@ -12,8 +12,11 @@ pub const NAMESPACE: &str = "snowcast";
 /// CloudWatch units used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// A count.
     Count,
+    /// Bytes.
     Bytes,
+    /// Milliseconds.
     Milliseconds,
 }
 
@@ -45,11 +48,13 @@ impl MetricRecord {
         }
     }
 
+    /// Adds a dimension (low cardinality only).
     pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.dimensions.push((name, value.into()));
         self
     }
 
+    /// Adds a metric value.
     pub fn metric(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
         self.metrics.push((name, value, unit));
         self

@@ -15,14 +15,20 @@ use crate::error::{Error, Result};
 pub struct Credentials {
     /// Account identifier as given (`xy12345.us-east-2.aws`, `myorg-myaccount`, ...).
     pub account: String,
+    /// The service user.
     pub user: String,
     /// PKCS#8 private key, PEM (`BEGIN PRIVATE KEY` or `BEGIN ENCRYPTED PRIVATE KEY`).
     pub private_key: String,
+    /// Passphrase of an encrypted key.
     #[serde(default)]
     pub private_key_passphrase: Option<String>,
+    /// Role of SQL statements.
     pub role: String,
+    /// Warehouse of SQL statements.
     pub warehouse: String,
+    /// Database of SQL statements (and of the pipes by default).
     pub database: String,
+    /// Schema of SQL statements (and of the pipes by default).
     pub schema: String,
 }
 
@@ -76,4 +82,3 @@ pub trait SecretSource: Send + Sync {
     /// What to call the secret in messages.
     fn name(&self) -> String;
 }
-

@@ -43,6 +43,7 @@ pub struct OpenedInput<I> {
 }
 
 impl<I: Input> OpenedInput<I> {
+    /// The stream already opened, and how to open the input again.
     pub fn new(first: ByteSource, again: I) -> Self {
         OpenedInput {
             first: Mutex::new(Some(first)),
@@ -62,7 +63,6 @@ impl<I: Input> Input for OpenedInput<I> {
     }
 }
 
-
 /// Where a committed object ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
@@ -70,6 +70,7 @@ pub struct StoredObject {
     pub key: String,
     /// Full location: a filesystem path or an `s3://bucket/key` URI.
     pub uri: String,
+    /// Size in bytes.
     pub bytes: u64,
 }
 
@@ -108,12 +109,15 @@ pub struct ObjectMeta {
     pub etag: String,
     /// Version id on versioned buckets.
     pub version_id: Option<String>,
+    /// Size in bytes.
     pub size: u64,
+    /// When the object was written.
     pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// What opening a source object found.
 pub enum Opened {
+    /// The object, and its bytes as a stream.
     Found(ObjectMeta, ByteSource),
     /// No object at the key (deleted since the event).
     Missing,
@@ -134,9 +138,13 @@ pub trait ObjectSource: Send + Sync {
 /// A source object pinned to one ETag, as converter input: every read gets the same bytes,
 /// or fails if the object was replaced or deleted in between.
 pub struct PinnedObject {
+    /// Where the object is read from.
     pub source: Arc<dyn ObjectSource>,
+    /// Its bucket.
     pub bucket: String,
+    /// Its key.
     pub key: String,
+    /// The content it is pinned to.
     pub etag: String,
 }
 

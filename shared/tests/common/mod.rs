@@ -23,7 +23,9 @@ pub fn contract(toml: &str) -> Contract {
 
 /// The built-in sales contract with a reject limit of `ratio`.
 pub fn sales_with_limit(ratio: f64) -> Contract {
-    let mut sales = snowcast::domain::contract::builtin("sales").unwrap().unwrap();
+    let mut sales = snowcast::domain::contract::builtin("sales")
+        .unwrap()
+        .unwrap();
     sales.max_reject_ratio = ratio;
     sales
 }

@@ -34,6 +34,7 @@ pub const DEFAULT_PART_BYTES: usize = 8 << 20;
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Uri {
+    /// The bucket.
     pub bucket: String,
     /// Key or prefix, without a leading slash; may be empty.
     pub key: String,
@@ -83,6 +84,7 @@ pub struct S3Source {
 }
 
 impl S3Source {
+    /// A source reading with `client`.
     pub fn new(client: Client) -> Self {
         S3Source { client }
     }
@@ -186,6 +188,7 @@ impl S3Sink {
         self
     }
 
+    /// The bucket objects are written to.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

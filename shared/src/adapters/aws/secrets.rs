@@ -16,6 +16,7 @@ pub struct SecretsManagerSecret {
 }
 
 impl SecretsManagerSecret {
+    /// The secret `secret_id` (ARN or name), read with `client`.
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
         SecretsManagerSecret {
             client,
@@ -33,9 +34,7 @@ impl SecretSource for SecretsManagerSecret {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| {
-                Error::Credentials(format!("{}: {}", self.secret_id, describe(&e)))
-            })?;
+            .map_err(|e| Error::Credentials(format!("{}: {}", self.secret_id, describe(&e))))?;
         let text = value.secret_string().ok_or_else(|| {
             Error::Credentials(format!(
                 "{}: the secret has no string value",
@@ -49,4 +48,3 @@ impl SecretSource for SecretsManagerSecret {
         self.secret_id.clone()
     }
 }
-

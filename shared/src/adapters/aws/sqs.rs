@@ -5,8 +5,8 @@ use aws_sdk_sqs::{Client, types::MessageAttributeValue};
 
 use super::describe;
 use crate::{
-    error::{Error, Result},
     domain::manifest::{LoadMessage, MAX_LOAD_MESSAGE_BYTES},
+    error::{Error, Result},
     ports::queue::LoadQueue,
 };
 
@@ -19,6 +19,7 @@ pub struct SqsLoadQueue {
 }
 
 impl SqsLoadQueue {
+    /// The queue at `queue_url`, sent to with `client`.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         SqsLoadQueue {
             client,

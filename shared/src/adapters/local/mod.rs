@@ -24,10 +24,12 @@ pub struct LocalDirSink {
 }
 
 impl LocalDirSink {
+    /// Objects under the directory `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalDirSink { root: root.into() }
     }
 
+    /// The directory objects are written under.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -110,7 +112,6 @@ impl ObjectUpload for LocalUpload {
     }
 }
 
-
 /// A local file as an input.
 #[derive(Debug, Clone)]
 pub struct FileInput(pub PathBuf);
@@ -124,7 +125,6 @@ impl Input for FileInput {
         Ok(Box::new(file))
     }
 }
-
 
 /// A local JSON file with the secret's fields (the CLI, the local stack).
 #[derive(Debug, Clone)]

@@ -92,7 +92,6 @@ impl ObjectUpload for MemoryUpload {
     }
 }
 
-
 /// Source objects in memory: `(bucket, key)` to bytes, with an ETag of their content.
 #[derive(Debug, Default)]
 pub struct MemorySource {

@@ -50,9 +50,13 @@ pub fn jwt_account(account: &str) -> String {
 /// Claims of a Snowflake key-pair JWT.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
+    /// Issuer: `ACCOUNT.USER.SHA256:<public key fingerprint>`.
     pub iss: String,
+    /// Subject: `ACCOUNT.USER`.
     pub sub: String,
+    /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// Expires at, seconds since the epoch.
     pub exp: u64,
 }
 

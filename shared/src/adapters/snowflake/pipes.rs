@@ -59,9 +59,7 @@ impl PipeMap {
                 .filter(|d| !d.is_empty())
                 .map(str::to_string)
                 .collect(),
-            None => contract::builtin_datasets()
-                .map(str::to_string)
-                .collect(),
+            None => contract::builtin_datasets().map(str::to_string).collect(),
         };
         Ok(PipeMap {
             explicit,
@@ -101,6 +99,7 @@ pub struct SnowpipeLoader {
 }
 
 impl SnowpipeLoader {
+    /// Loads through `client` into the pipes of `pipes`.
     pub fn new(client: SnowpipeClient, pipes: PipeMap) -> Self {
         SnowpipeLoader { client, pipes }
     }
@@ -148,7 +147,6 @@ impl Loader for SnowpipeLoader {
         Ok(found)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

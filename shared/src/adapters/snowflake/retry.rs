@@ -12,6 +12,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Delay cap of the first retry; doubles each time up to `max_delay`.
     pub base_delay: Duration,
+    /// Longest delay between two attempts.
     pub max_delay: Duration,
     /// No retry starts once this much time has passed since the first attempt.
     pub budget: Duration,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{
-    session::Session,
     retry::RetryPolicy,
+    session::Session,
     transport::{Call, CallFailure, Transport, json},
 };
 use crate::{
@@ -26,7 +26,9 @@ pub const MAX_FILES_PER_HISTORY: usize = 10_000;
 /// A file on the pipe's stage, by its path relative to the stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedFile {
+    /// Path relative to the stage.
     pub path: String,
+    /// Size in bytes, when known (it helps Snowpipe plan).
     pub size: Option<u64>,
 }
 
@@ -39,7 +41,9 @@ struct InsertRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InsertResponse {
+    /// The request id Snowpipe echoes.
     pub request_id: Option<String>,
+    /// `SUCCESS`, or why the request was not taken.
     pub response_code: String,
 }
 
@@ -47,19 +51,26 @@ pub struct InsertResponse {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileReport {
+    /// Path relative to the stage.
     pub path: String,
     /// `LOADED`, `LOAD_FAILED`, `PARTIALLY_LOADED`, ...
     pub status: String,
+    /// When the load was recorded.
     #[serde(default)]
     pub last_insert_time: Option<String>,
+    /// Rows inserted into the table.
     #[serde(default)]
     pub rows_inserted: Option<u64>,
+    /// Rows parsed from the file.
     #[serde(default)]
     pub rows_parsed: Option<u64>,
+    /// Rows that failed.
     #[serde(default)]
     pub errors_seen: Option<u64>,
+    /// The first error, as Snowflake words it.
     #[serde(default)]
     pub first_error: Option<String>,
+    /// Whether the load is finished.
     #[serde(default)]
     pub complete: Option<bool>,
 }
@@ -83,10 +94,14 @@ impl FileReport {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InsertReport {
+    /// The pipe reported on.
     pub pipe: Option<String>,
+    /// Whether every event of the range is in this answer.
     #[serde(default)]
     pub complete_result: Option<bool>,
+    /// Where the next `insertReport` should begin.
     pub next_begin_mark: Option<String>,
+    /// One entry per file.
     #[serde(default)]
     pub files: Vec<FileReport>,
 }
@@ -98,16 +113,13 @@ pub struct SnowpipeClient {
 
 impl SnowpipeClient {
     /// `base_url` overrides the account URL (tests, proxies).
-    pub fn new(
-        http: reqwest::Client,
-        session: Arc<Session>,
-        base_url: Option<String>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, session: Arc<Session>, base_url: Option<String>) -> Self {
         SnowpipeClient {
             transport: Transport::new(http, session, base_url),
         }
     }
 
+    /// Retries with `retry` instead of the default policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.transport.retry = retry;
         self

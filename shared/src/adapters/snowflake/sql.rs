@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::{
-    session::Session,
     retry::RetryPolicy,
+    session::Session,
     transport::{Call, Transport, json},
 };
 use crate::error::{Error, Result};
@@ -26,42 +26,50 @@ const PARTITION_CONCURRENCY: usize = 4;
 /// A bound value: Snowflake type name and its text (`None` binds NULL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Binding {
+    /// Snowflake type of the value (`TEXT`, `FIXED`, `DATE`, ...).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The value as text; `None` binds NULL.
     pub value: Option<String>,
 }
 
 impl Binding {
+    /// A `TEXT` value.
     pub fn text(value: impl Into<String>) -> Self {
         Binding {
             kind: "TEXT".into(),
             value: Some(value.into()),
         }
     }
+    /// A `FIXED` (integer) value.
     pub fn fixed(value: i64) -> Self {
         Binding {
             kind: "FIXED".into(),
             value: Some(value.to_string()),
         }
     }
+    /// A `REAL` value.
     pub fn real(value: f64) -> Self {
         Binding {
             kind: "REAL".into(),
             value: Some(value.to_string()),
         }
     }
+    /// A `BOOLEAN` value.
     pub fn boolean(value: bool) -> Self {
         Binding {
             kind: "BOOLEAN".into(),
             value: Some(value.to_string()),
         }
     }
+    /// A `DATE` value.
     pub fn date(value: NaiveDate) -> Self {
         Binding {
             kind: "DATE".into(),
             value: Some(value.format("%Y-%m-%d").to_string()),
         }
     }
+    /// NULL of type `kind`.
     pub fn null(kind: &str) -> Self {
         Binding {
             kind: kind.to_ascii_uppercase(),
@@ -119,11 +127,15 @@ struct SubmitRequest<'a> {
 /// A column of a result, as `resultSetMetaData.rowType` describes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Column {
+    /// Column name, as Snowflake gives it (upper case unless quoted).
     pub name: String,
+    /// Snowflake type (`text`, `fixed`, `date`, ...).
     #[serde(rename = "type")]
     pub kind: String,
+    /// Scale of a `fixed` column.
     #[serde(default)]
     pub scale: Option<i64>,
+    /// Whether NULL can appear.
     #[serde(default)]
     pub nullable: Option<bool>,
 }
@@ -150,7 +162,9 @@ struct ResultSet {
 /// A finished statement: its columns and every row, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryResult {
+    /// The statement, for follow-up requests.
     pub statement_handle: Option<String>,
+    /// The result's columns, in order.
     pub columns: Vec<Column>,
     /// One JSON object per row, column name -> typed value.
     pub rows: Vec<Map<String, Value>>,
@@ -184,11 +198,13 @@ impl SqlClient {
         }
     }
 
+    /// Retries with `retry` instead of the default policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.transport.retry = retry;
         self
     }
 
+    /// Gives up waiting on a statement (and cancels it) after `deadline`.
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self
@@ -393,6 +409,30 @@ pub fn decode_row(columns: &[Column], row: Vec<Value>) -> Result<Map<String, Val
         .collect()
 }
 
+/// A `time` or `timestamp_*` value as ISO 8601 text (`None` when it does not parse).
+fn decode_time(kind: &str, text: &str) -> Option<String> {
+    if kind == "timestamp_tz" {
+        // "seconds.nanos offset", the offset in minutes plus 1440.
+        let (instant, offset) = text.split_once(' ')?;
+        let (secs, nanos) = seconds_nanos(instant)?;
+        let minutes = offset.parse::<i32>().ok()? - 1440;
+        let zone = chrono::FixedOffset::east_opt(minutes * 60)?;
+        let at = DateTime::from_timestamp(secs, nanos)?;
+        return Some(at.with_timezone(&zone).to_rfc3339());
+    }
+    let (secs, nanos) = seconds_nanos(text)?;
+    Some(match kind {
+        "time" => NaiveTime::from_num_seconds_from_midnight_opt(u32::try_from(secs).ok()?, nanos)?
+            .format("%H:%M:%S%.f")
+            .to_string(),
+        "timestamp_ntz" => DateTime::from_timestamp(secs, nanos)?
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S%.f")
+            .to_string(),
+        _ => DateTime::from_timestamp(secs, nanos)?.to_rfc3339(),
+    })
+}
+
 fn decode_value(column: &Column, value: Value) -> Result<Value> {
     let Value::String(text) = value else {
         return Ok(value);
@@ -422,33 +462,8 @@ fn decode_value(column: &Column, value: Value) -> Result<Value> {
                 .ok_or_else(bad)?;
             Value::String(date.to_string())
         }
-        "time" => {
-            let (secs, nanos) = seconds_nanos(&text).ok_or_else(bad)?;
-            let time = NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, nanos)
-                .ok_or_else(bad)?;
-            Value::String(time.format("%H:%M:%S%.f").to_string())
-        }
-        "timestamp_ntz" => {
-            let (secs, nanos) = seconds_nanos(&text).ok_or_else(bad)?;
-            let at = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
-            Value::String(at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string())
-        }
-        "timestamp_ltz" => {
-            let (secs, nanos) = seconds_nanos(&text).ok_or_else(bad)?;
-            Value::String(
-                DateTime::from_timestamp(secs, nanos)
-                    .ok_or_else(bad)?
-                    .to_rfc3339(),
-            )
-        }
-        "timestamp_tz" => {
-            // "seconds.nanos offset", the offset in minutes plus 1440.
-            let (instant, offset) = text.split_once(' ').ok_or_else(bad)?;
-            let (secs, nanos) = seconds_nanos(instant).ok_or_else(bad)?;
-            let minutes: i32 = offset.parse::<i32>().map_err(|_| bad())? - 1440;
-            let zone = chrono::FixedOffset::east_opt(minutes * 60).ok_or_else(bad)?;
-            let at = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
-            Value::String(at.with_timezone(&zone).to_rfc3339())
+        "time" | "timestamp_ntz" | "timestamp_ltz" | "timestamp_tz" => {
+            Value::String(decode_time(&kind, &text).ok_or_else(bad)?)
         }
         "variant" | "object" | "array" => serde_json::from_str(&text).map_err(|_| bad())?,
         _ => Value::String(text.clone()),

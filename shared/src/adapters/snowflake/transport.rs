@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::{retry::RetryPolicy, session::Session};
+use super::{
+    retry::RetryPolicy,
+    session::{Identity, Session},
+};
 use crate::error::{Error, Result};
 
 /// A request to send.
@@ -46,11 +49,7 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(
-        http: reqwest::Client,
-        session: Arc<Session>,
-        base_url: Option<String>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, session: Arc<Session>, base_url: Option<String>) -> Self {
         Transport {
             http,
             session,
@@ -71,31 +70,9 @@ impl Transport {
         let mut identity = self.session.identity().await;
         let mut refreshed = false;
         loop {
-            let base = self
-                .base_url
-                .clone()
-                .unwrap_or_else(|| identity.account_url.clone());
-            let url = if call.path.starts_with("http") {
-                call.path.to_string()
-            } else {
-                format!("{}{}", base.trim_end_matches('/'), call.path)
-            };
-            let mut request = self
-                .http
-                .request(call.method.clone(), url)
-                .query(call.query)
-                .bearer_auth(identity.signer.token().map_err(|e| fail(e, retries))?)
-                .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .header(reqwest::header::USER_AGENT, super::USER_AGENT);
-            if call.mark_resends && retries > 0 {
-                request = request.query(&[("retry", "true")]);
-            }
-            if let Some(body) = call.body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.to_vec());
-            }
+            let request = self
+                .request(call, &identity, retries > 0)
+                .map_err(|e| fail(e, retries))?;
             let failure = match request.send().await {
                 Ok(response) if response.status().is_success() => {
                     return Ok(Answer { response, retries });
@@ -104,11 +81,7 @@ impl Transport {
                     if response.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
                 {
                     refreshed = true;
-                    identity = self
-                        .session
-                        .refresh()
-                        .await
-                        .map_err(|e| fail(e, retries))?;
+                    identity = self.session.refresh().await.map_err(|e| fail(e, retries))?;
                     continue;
                 }
                 Ok(response) => {
@@ -136,6 +109,39 @@ impl Transport {
                 None => return Err(fail(failure, retries)),
             }
         }
+    }
+
+    /// The request for `call` with the identity's token and the headers Snowflake wants;
+    /// a resend says `retry=true` when the call asks for it.
+    fn request(
+        &self,
+        call: &Call<'_>,
+        identity: &Identity,
+        resend: bool,
+    ) -> Result<reqwest::RequestBuilder> {
+        let url = if call.path.starts_with("http") {
+            call.path.to_string()
+        } else {
+            let base = self.base_url.as_deref().unwrap_or(&identity.account_url);
+            format!("{}{}", base.trim_end_matches('/'), call.path)
+        };
+        let mut request = self
+            .http
+            .request(call.method.clone(), url)
+            .query(call.query)
+            .bearer_auth(identity.signer.token()?)
+            .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::USER_AGENT, super::USER_AGENT);
+        if call.mark_resends && resend {
+            request = request.query(&[("retry", "true")]);
+        }
+        if let Some(body) = call.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        Ok(request)
     }
 }
 

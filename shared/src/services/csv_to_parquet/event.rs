@@ -14,19 +14,24 @@ use crate::error::{Error, Result};
 /// An object an `ObjectCreated` event announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedObject {
+    /// The bucket.
     pub bucket: String,
     /// The key, decoded (`+` is a space, `%2F` a slash).
     pub key: String,
     /// ETag without quotes, when the event carries one.
     pub etag: Option<String>,
+    /// Version id on a versioned bucket.
     pub version_id: Option<String>,
+    /// Size in bytes.
     pub size: Option<u64>,
+    /// When S3 sent the event.
     pub event_time: Option<DateTime<Utc>>,
 }
 
 /// One S3 notification record, as the converter sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
+    /// An object was created.
     Created(CreatedObject),
     /// A record with nothing to convert (test event, deletion, ...): acknowledged.
     Ignored(String),

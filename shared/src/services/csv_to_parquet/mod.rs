@@ -74,27 +74,51 @@ pub enum Outcome {
     /// Converted now; `message_ids` are the load-queue messages (none when there was no
     /// data to load; more than one for a manifest too large for one message).
     Converted {
+        /// Where the manifest is.
         manifest_key: String,
+        /// Accepted or rejected.
         status: Status,
+        /// Rows read (every physical record).
         rows_read: u64,
+        /// Rows written to silver.
         rows_written: u64,
+        /// Rows not written.
         rows_rejected: u64,
+        /// Silver files written.
         files: usize,
+        /// Bytes of Parquet written.
         bytes_written: u64,
+        /// How long the conversion took.
         duration_ms: u64,
+        /// The load messages sent.
         message_ids: Vec<String>,
     },
     /// Converted before, but not yet announced: the stored manifest was sent.
     Reannounced {
+        /// Where the manifest is.
         manifest_key: String,
+        /// The load messages sent.
         message_ids: Vec<String>,
     },
     /// Converted and announced before: nothing to do.
-    AlreadyDone { manifest_key: String },
+    AlreadyDone {
+        /// Where the manifest is.
+        manifest_key: String,
+    },
     /// The key does not fit the bronze layout; a quarantine record says why.
-    Quarantined { record_key: String, reason: String },
+    Quarantined {
+        /// Where the quarantine record is.
+        record_key: String,
+        /// Why the key was refused.
+        reason: String,
+    },
     /// The object is gone or was replaced since the event.
-    Skipped { key: String, reason: String },
+    Skipped {
+        /// The object's key.
+        key: String,
+        /// Why nothing was done.
+        reason: String,
+    },
 }
 
 /// Where a quarantine record goes and what it says.

@@ -297,9 +297,8 @@ mod tests {
     #[tokio::test]
     async fn a_load_that_stops_fails_exactly_the_messages_not_accepted() {
         // Given a loader that accepts two files and then fails, and one without a pipe
-        let loader = Arc::new(
-            crate::adapters::memory::MemoryLoader::new(&["sales"]).accepting_at_most(2),
-        );
+        let loader =
+            Arc::new(crate::adapters::memory::MemoryLoader::new(&["sales"]).accepting_at_most(2));
         let notifier = Notifier::new(loader.clone());
         // When three messages of sales and one of weather are loaded
         let report = notifier
@@ -319,7 +318,11 @@ mod tests {
     #[tokio::test]
     async fn the_audit_reports_failed_and_partial_loads() {
         let loader = Arc::new(crate::adapters::memory::MemoryLoader::new(&["sales"]));
-        for (path, status) in [("a", "LOADED"), ("b", "LOAD_FAILED"), ("c", "PARTIALLY_LOADED")] {
+        for (path, status) in [
+            ("a", "LOADED"),
+            ("b", "LOAD_FAILED"),
+            ("c", "PARTIALLY_LOADED"),
+        ] {
             loader.record_history("sales", path, status);
         }
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);

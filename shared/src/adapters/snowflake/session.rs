@@ -78,3 +78,55 @@ impl Session {
         Ok(identity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemorySecret;
+
+    fn credentials() -> Credentials {
+        use aws_lc_rs::{encoding::AsDer, rsa::KeySize, signature::RsaKeyPair};
+        use pkcs8::der::pem::LineEnding;
+        let key = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let pem = pkcs8::SecretDocument::try_from(key.as_der().unwrap().as_ref())
+            .unwrap()
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .unwrap();
+        Credentials::from_json(
+            "test",
+            &serde_json::json!({
+                "account": "myorg-my_account", "user": "svc", "private_key": pem.to_string(),
+                "role": "R", "warehouse": "W", "database": "D", "schema": "S",
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_reads_the_secret_once_and_again_on_refresh() {
+        let secret = Arc::new(MemorySecret::new(credentials()));
+        let session = Session::open(secret.clone()).await.unwrap();
+        let identity = session.identity().await;
+        assert_eq!(
+            identity.account_url,
+            "https://myorg-my-account.snowflakecomputing.com"
+        );
+        assert_eq!(
+            (identity.database.as_str(), identity.schema.as_str()),
+            ("D", "S")
+        );
+        let _ = session.identity().await;
+        assert_eq!(secret.reads(), 1, "read once, at open");
+        session.refresh().await.unwrap();
+        assert_eq!(secret.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_bad_key_fails_when_the_session_opens() {
+        let mut broken = credentials();
+        broken.private_key = "not a key".into();
+        let opened = Session::open(Arc::new(MemorySecret::new(broken))).await;
+        assert!(matches!(opened, Err(crate::Error::Credentials(_))));
+    }
+}

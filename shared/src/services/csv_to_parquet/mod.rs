@@ -477,3 +477,122 @@ fn record_metrics(object: &CreatedObject, scope: Option<&Scope>, result: &Result
     };
     record.emit();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryQueue, MemorySink, MemorySource};
+
+    const CSV: &str = "sku_id,location_id,date,units\nA,L1,2024-03-01,3\nB,L1,2024-03-02,x\n";
+
+    fn created(key: &str, etag: &str) -> CreatedObject {
+        CreatedObject {
+            bucket: "bronze".into(),
+            key: key.into(),
+            etag: Some(etag.into()),
+            version_id: None,
+            size: None,
+            event_time: None,
+        }
+    }
+
+    fn service() -> (Ingest, Arc<MemorySource>, MemorySink, Arc<MemoryQueue>) {
+        let (bronze, silver, queue) = (
+            Arc::new(MemorySource::default()),
+            MemorySink::default(),
+            Arc::new(MemoryQueue::default()),
+        );
+        let settings = IngestSettings {
+            convert: ConvertSettings {
+                max_spill_bytes: 1 << 20,
+                ..ConvertSettings::default()
+            }
+            .with_spill_dir(std::env::temp_dir()),
+            ..IngestSettings::default()
+        };
+        let ingest = Ingest::new(
+            bronze.clone(),
+            Arc::new(silver.clone()),
+            queue.clone(),
+            settings,
+        );
+        (ingest, bronze, silver, queue)
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(600)
+    }
+
+    #[tokio::test]
+    async fn an_object_is_converted_announced_once_and_then_left_alone() {
+        // Given a sales file in bronze
+        let (ingest, bronze, silver, queue) = service();
+        let etag = bronze.put("bronze", "acme/sales/march.csv", CSV.as_bytes().to_vec());
+        let object = created("acme/sales/march.csv", &etag);
+        // When it is ingested, then ingested again (a redelivery)
+        let first = ingest.ingest(&object, far()).await.unwrap();
+        let again = ingest.ingest(&object, far()).await.unwrap();
+        // Then it was converted (one of its two rows is bad, above the contract's 5%: the
+        // file is rejected), and the second time left alone
+        let Outcome::Converted {
+            rows_read,
+            status,
+            manifest_key,
+            ..
+        } = first
+        else {
+            panic!("converted: {first:?}");
+        };
+        assert_eq!((rows_read, status), (2, Status::Rejected));
+        assert!(queue.messages().is_empty(), "a rejected file loads nothing");
+        assert!(silver.objects().contains_key(&manifest_key));
+        assert!(matches!(again, Outcome::AlreadyDone { .. }), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_accepted_file_is_announced_and_a_replaced_one_skipped() {
+        let (ingest, bronze, _silver, queue) = service();
+        let good = "sku_id,location_id,date,units\nA,L1,2024-03-01,3\nB,L1,2024-03-02,4\n";
+        let etag = bronze.put("bronze", "acme/sales/ok.csv", good.as_bytes().to_vec());
+        let outcome = ingest
+            .ingest(&created("acme/sales/ok.csv", &etag), far())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Converted {
+                    rows_written: 2,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        let messages = queue.messages();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].files.len(), 2, "one file per day");
+        // An event for content that was replaced since is skipped, not converted.
+        let outcome = ingest
+            .ingest(&created("acme/sales/ok.csv", "stale-etag"), far())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Skipped { .. }), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_key_outside_the_layout_is_quarantined_and_the_deadline_respected() {
+        let (ingest, _bronze, silver, _queue) = service();
+        let outcome = ingest
+            .ingest(&created("acme/notes.txt", "e"), far())
+            .await
+            .unwrap();
+        let Outcome::Quarantined { record_key, .. } = outcome else {
+            panic!("quarantined: {outcome:?}");
+        };
+        assert!(silver.objects().contains_key(&record_key));
+        let late = ingest
+            .ingest(&created("acme/sales/x.csv", "e"), Instant::now())
+            .await;
+        assert!(matches!(late, Err(Error::Deadline(_))), "{late:?}");
+    }
+}

@@ -36,38 +36,23 @@ pub struct Binding {
 impl Binding {
     /// A `TEXT` value.
     pub fn text(value: impl Into<String>) -> Self {
-        Binding {
-            kind: "TEXT".into(),
-            value: Some(value.into()),
-        }
+        Binding::value("TEXT", value.into())
     }
     /// A `FIXED` (integer) value.
     pub fn fixed(value: i64) -> Self {
-        Binding {
-            kind: "FIXED".into(),
-            value: Some(value.to_string()),
-        }
+        Binding::value("FIXED", value.to_string())
     }
     /// A `REAL` value.
     pub fn real(value: f64) -> Self {
-        Binding {
-            kind: "REAL".into(),
-            value: Some(value.to_string()),
-        }
+        Binding::value("REAL", value.to_string())
     }
     /// A `BOOLEAN` value.
     pub fn boolean(value: bool) -> Self {
-        Binding {
-            kind: "BOOLEAN".into(),
-            value: Some(value.to_string()),
-        }
+        Binding::value("BOOLEAN", value.to_string())
     }
     /// A `DATE` value.
     pub fn date(value: NaiveDate) -> Self {
-        Binding {
-            kind: "DATE".into(),
-            value: Some(value.format("%Y-%m-%d").to_string()),
-        }
+        Binding::value("DATE", value.format("%Y-%m-%d").to_string())
     }
     /// NULL of type `kind`.
     pub fn null(kind: &str) -> Self {
@@ -104,10 +89,15 @@ impl Binding {
                 format!("unknown type {kind:?} (one of {})", TYPES.join(", ")),
             ));
         }
-        Ok(Binding {
-            kind,
-            value: Some(value.to_string()),
-        })
+        Ok(Binding::value(&kind, value.to_string()))
+    }
+
+    /// A non-NULL value of type `kind`, in Snowflake's text form.
+    fn value(kind: &str, text: String) -> Self {
+        Binding {
+            kind: kind.to_string(),
+            value: Some(text),
+        }
     }
 }
 

@@ -1,7 +1,12 @@
 //! Operator commands over the Lambdas' Snowflake client and configuration:
-//! `snowcast snowflake jwt`, `snowcast snowflake sql` and `snowcast load MANIFEST`.
+//! `snowcast snowflake jwt`, `snowcast snowflake sql`, `snowcast snowflake migrate` and
+//! `snowcast load MANIFEST`.
 
-use std::{path::Path, process::ExitCode, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
 use clap::{Args, Subcommand};
 use snowcast::{
@@ -16,6 +21,7 @@ use snowcast::{
         snowflake::{
             self,
             pipes::{PipeMap, SnowpipeLoader},
+            script,
             session::Session,
             snowpipe::SnowpipeClient,
             sql::{Binding, SqlClient},
@@ -74,6 +80,128 @@ pub enum SnowflakeCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Applies the Snowflake DDL (`infra/snowflake`, built in) in file order. Every
+    /// statement is idempotent, so running it again is safe; the connection's role must
+    /// be allowed to run what the files say (see infra/snowflake/README.md).
+    Migrate {
+        /// Reads the files from this directory instead of the built-in copy.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Starts at the file with this prefix (`06` for the app layer only).
+        #[arg(long)]
+        from: Option<String>,
+        /// Prints the statements instead of running them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// The DDL of `infra/snowflake`, in order, built into the binary.
+pub const MIGRATIONS: [(&str, &str); 8] = [
+    (
+        "01_database.sql",
+        include_str!("../../infra/snowflake/01_database.sql"),
+    ),
+    (
+        "02_stage.sql",
+        include_str!("../../infra/snowflake/02_stage.sql"),
+    ),
+    (
+        "03_tables.sql",
+        include_str!("../../infra/snowflake/03_tables.sql"),
+    ),
+    (
+        "04_pipes.sql",
+        include_str!("../../infra/snowflake/04_pipes.sql"),
+    ),
+    (
+        "05_loader_role.sql",
+        include_str!("../../infra/snowflake/05_loader_role.sql"),
+    ),
+    (
+        "06_app_tables.sql",
+        include_str!("../../infra/snowflake/06_app_tables.sql"),
+    ),
+    (
+        "07_app_procedures.sql",
+        include_str!("../../infra/snowflake/07_app_procedures.sql"),
+    ),
+    (
+        "08_api_role.sql",
+        include_str!("../../infra/snowflake/08_api_role.sql"),
+    ),
+];
+
+/// The migration files to apply: the built-in ones or a directory's `*.sql`, by name.
+fn migration_files(dir: Option<&Path>, from: Option<&str>) -> Result<Vec<(String, String)>> {
+    let mut files: Vec<(String, String)> = match dir {
+        None => MIGRATIONS
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect(),
+        Some(dir) => {
+            let io = |source: std::io::Error| Error::Io {
+                context: format!("reading {}", dir.display()),
+                source,
+            };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let path = entry.map_err(io)?.path();
+                if path.extension().is_some_and(|ext| ext == "sql") {
+                    let name = path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string();
+                    files.push((name, std::fs::read_to_string(&path).map_err(io)?));
+                }
+            }
+            files
+        }
+    };
+    files.sort();
+    files.retain(|(name, _)| from.is_none_or(|from| name.as_str() >= from));
+    Ok(files)
+}
+
+async fn migrate(
+    dir: Option<&Path>,
+    from: Option<&str>,
+    dry_run: bool,
+    connection: &Connection,
+) -> Result<ExitCode> {
+    let files = migration_files(dir, from)?;
+    let client = match dry_run {
+        true => None,
+        false => Some(sql_client(connection).await?),
+    };
+    for (name, text) in files {
+        let statements = script::statements(&text);
+        eprintln!("{name}: {} statements", statements.len());
+        for statement in statements {
+            match &client {
+                None => println!("{statement};\n"),
+                Some(client) => {
+                    client
+                        .execute(&statement, &[])
+                        .await
+                        .map_err(|error| Error::invalid("migration", format!("{name}: {error}")))?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sql_client(connection: &Connection) -> Result<SqlClient> {
+    Ok(SqlClient::new(
+        snowflake::http_client()?,
+        connection.session().await?,
+        connection.base_url.clone(),
+        "snowcast:cli",
+    ))
 }
 
 pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
@@ -92,18 +220,19 @@ pub async fn run(command: SnowflakeCommand) -> Result<ExitCode> {
                 .iter()
                 .map(|b| Binding::parse(b))
                 .collect::<Result<Vec<_>>>()?;
-            let client = SqlClient::new(
-                snowflake::http_client()?,
-                connection.session().await?,
-                connection.base_url.clone(),
-                "snowcast-cli",
-            );
+            let client = sql_client(&connection).await?;
             let result = client.execute(&statement, &bindings).await?;
             for row in result.rows {
                 println!("{}", serde_json::Value::Object(row));
             }
             Ok(ExitCode::SUCCESS)
         }
+        SnowflakeCommand::Migrate {
+            dir,
+            from,
+            dry_run,
+            connection,
+        } => migrate(dir.as_deref(), from.as_deref(), dry_run, &connection).await,
     }
 }
 

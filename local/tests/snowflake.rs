@@ -342,3 +342,82 @@ fn loads_lists_failed_files_and_redrives_them_under_a_new_name() {
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["files"][0]["path"], copy.as_str());
 }
+
+/// `migrate` applies the app layer on fakesnow twice (every statement is idempotent), and
+/// its built-in copy is the whole of infra/snowflake, in order.
+#[test]
+fn migrate_applies_the_ddl_in_order_and_again_without_harm() {
+    let fake = python::start("fakesnow_sqlapi.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    let secret = secret.to_str().unwrap();
+    // fakesnow runs the database, the app tables and the procedures (not stages, pipes or
+    // roles: those are parsed by check_sql.py in the shared tests).
+    let ddl = dir.path().join("ddl");
+    std::fs::create_dir(&ddl).unwrap();
+    let infra = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/snowflake");
+    for file in [
+        "01_database.sql",
+        "06_app_tables.sql",
+        "07_app_procedures.sql",
+    ] {
+        std::fs::copy(format!("{infra}/{file}"), ddl.join(file)).unwrap();
+    }
+    for _ in 0..2 {
+        let output = snowcast(&[
+            "snowflake",
+            "migrate",
+            "--dir",
+            ddl.to_str().unwrap(),
+            "--secret",
+            secret,
+            "--base-url",
+            &fake.url,
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains("06_app_tables.sql: 7 statements"), "{log}");
+    }
+    let query = snowcast(&[
+        "snowflake",
+        "sql",
+        "SELECT COUNT(*) AS N FROM SNOWCAST.APP.V_FORECAST WHERE TENANT_ID = ?",
+        "--bind",
+        "TEXT:acme",
+        "--secret",
+        secret,
+        "--base-url",
+        &fake.url,
+    ]);
+    assert!(
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&query.stdout).trim(), r#"{"N":0}"#);
+
+    let dry = snowcast(&["snowflake", "migrate", "--dry-run", "--secret", "unused"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let mut files: Vec<String> = std::fs::read_dir(infra)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = String::from_utf8_lossy(&dry.stderr)
+        .lines()
+        .filter_map(|line| line.split(':').next().map(str::to_string))
+        .collect();
+    assert_eq!(
+        listed, files,
+        "the built-in copy lists every file of infra/snowflake, in order"
+    );
+}

@@ -13,24 +13,17 @@ use chrono::NaiveDate;
 use serde_json::json;
 use snowcast::{
     Error,
-    adapters::snowflake::sql::{Binding, SqlClient},
+    adapters::snowflake::{
+        script,
+        sql::{Binding, SqlClient},
+    },
 };
 use snowflake_support::{credentials_json, file_session, secret_file};
 
-/// Statements of an infra file, split at the `;` ending a line.
+/// Statements of an infra file, split as `snowcast snowflake migrate` splits them.
 fn statements(file: &str) -> Vec<String> {
     let path = format!("{}/../infra/snowflake/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let without_comments: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    without_comments
-        .split(";\n")
-        .map(|s| s.trim().trim_end_matches(';').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    script::statements(&std::fs::read_to_string(path).unwrap())
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Adapters: the ports implemented with real technology, each family behind a cargo
 //! feature so a function compiles only what it uses.
 //!
+//! - [`api_gateway`]: API Gateway's authorizer claims for the forecast router (feature
+//!   `lambda-http`).
 //! - [`aws`]: S3 and SQS (feature `aws`), Secrets Manager (feature `secrets-manager`).
 //! - [`snowflake`]: the session, Snowpipe REST and the SQL API v2 (feature `snowflake`).
 //! - [`local`]: a directory, a file, a JSON secret file (the CLI, the local stack, tests).
@@ -9,6 +11,8 @@
 //! May import: `ports`, `domain`, `error` (and `lambda::env` for their settings); never a
 //! service.
 
+#[cfg(feature = "lambda-http")]
+pub mod api_gateway;
 #[cfg(any(feature = "aws", feature = "secrets-manager"))]
 pub mod aws;
 pub mod local;

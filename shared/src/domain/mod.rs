@@ -2,6 +2,8 @@
 //! knowledge of AWS, Snowflake or Arrow.
 //!
 //! - [`contract`]: dataset contracts (columns, types, limits) kept in the repo.
+//! - [`forecast`]: forecast rows, manual edits, history, preferences and their validation.
+//! - [`identity`]: the caller (tenant, user, scopes) from a verified token's claims.
 //! - [`keys`]: the one key identity: bronze layout, fingerprint, silver keys, lineage.
 //! - [`manifest`]: the converter's report, and the load messages derived from it.
 //! - [`naming`]: identifiers, header names, tenant and dataset rules.
@@ -9,6 +11,8 @@
 //! May import: `error` only.
 
 pub mod contract;
+pub mod forecast;
+pub mod identity;
 pub mod keys;
 pub mod manifest;
 pub mod naming;

@@ -2,6 +2,8 @@
 //! adapters in `adapters/` (production and embedded) and by an in-memory twin in
 //! `adapters::memory` for the services' unit tests.
 //!
+//! - [`forecast`]: the forecast, manual edits, their history and preferences (Snowflake,
+//!   memory).
 //! - [`storage`]: objects read as streams and written as uploads (S3, a directory, memory).
 //! - [`queue`]: the load queue (SQS, memory).
 //! - [`loader`]: loading silver files into the warehouse (Snowpipe, memory).
@@ -9,6 +11,7 @@
 //!
 //! May import: `domain`, `error`.
 
+pub mod forecast;
 pub mod loader;
 pub mod queue;
 pub mod secrets;

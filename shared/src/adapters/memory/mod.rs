@@ -3,6 +3,8 @@
 //! upload is invisible until committed, a pinned read fails once the object changed, a
 //! loader stops at its first failure.
 
+pub mod forecast;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{

@@ -1,17 +1,21 @@
 //! Snowflake adapters (feature `snowflake`): the session (credentials read once, key-pair
-//! JWTs), the Snowpipe REST client and the loader port on it, the SQL API v2 client.
+//! JWTs), the Snowpipe REST client and the loader port on it, the SQL API v2 client, the
+//! forecast store on it, and the migration script runner's statement splitter.
 //!
 //! Every call the system makes to Snowflake goes through these types, with one set of
 //! headers (`Authorization: Bearer <jwt>`, `X-Snowflake-Authorization-Token-Type:
 //! KEYPAIR_JWT`, a `snowcast` User-Agent) and one retry policy. Imports: `ports`,
 //! `domain`, `error`.
 
+pub mod forecast;
 pub mod jwt;
 pub mod pipes;
 pub mod retry;
+pub mod script;
 pub mod session;
 pub mod snowpipe;
 pub mod sql;
+pub mod statements;
 mod transport;
 
 use crate::error::Error;

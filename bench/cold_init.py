@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Cold init of the API functions: process start -> first poll of the Lambda Runtime API
+(`GET .../invocation/next`), i.e. everything `main` does before it can serve: read the
+configuration, fetch the Snowflake secret from Secrets Manager (moto, on 127.0.0.1),
+parse the key, build the clients. Compared with a hello-world `lambda_http` binary that
+does nothing before polling. Medians of --runs starts each; the ratio is the figure to
+watch (goal: at most 2x the hello world plus the secret's round trip).
+
+    cargo build --profile profiling -p edit-api -p forecast-reader --example hello_lambda_http
+    .venv/bin/python bench/cold_init.py --runs 15
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+first_poll = threading.Event()
+
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    """Answers nothing: the first poll for an invocation is the moment of readiness."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if "/invocation/next" in self.path:
+            first_poll.set()
+        time.sleep(5)
+
+
+def target_dir(profile: str) -> str:
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/snowcast/target"))
+    return os.path.join(target, profile)
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    moto = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "python", "moto_server.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return moto, moto.stdout.readline().strip()
+
+
+def make_secret(endpoint: str) -> str:
+    keys = tempfile.mkdtemp()
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "python", "snowpipe_sdk.py"), "keys", keys], check=True)
+    with open(os.path.join(keys, "key.pem")) as f:
+        key = f.read()
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    secret = client.create_secret(Name="snowcast/api", SecretString=json.dumps({
+        "account": "xy12345", "user": "SNOWCAST_API_SVC", "private_key": key, "role": "SNOWCAST_API",
+        "warehouse": "SNOWCAST_API_WH", "database": "SNOWCAST", "schema": "APP"}))
+    return secret["ARN"]
+
+
+def start_once(binary: str, env: dict) -> float:
+    first_poll.clear()
+    started = time.perf_counter()
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ready = first_poll.wait(timeout=30)
+    elapsed = time.perf_counter() - started
+    proc.kill()
+    _, err = proc.communicate()
+    if not ready:
+        sys.exit(f"{binary} never polled the Runtime API:\n{err.decode()[-2000:]}")
+    return elapsed * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--profile", default="profiling")
+    args = parser.parse_args()
+    runtime = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=runtime.serve_forever, daemon=True).start()
+    moto, endpoint = start_moto()
+    try:
+        arn = make_secret(endpoint)
+        env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{runtime.server_address[1]}",
+                   AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+                   AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_STREAM_NAME="bench",
+                   AWS_LAMBDA_LOG_GROUP_NAME="bench", AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1",
+                   AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   SNOWCAST_SNOWFLAKE_SECRET=arn, RUST_LOG="warn")
+        binaries = {
+            "hello-world lambda_http": os.path.join(target_dir(args.profile), "examples", "hello_lambda_http"),
+            "forecast-reader": os.path.join(target_dir(args.profile), "forecast-reader"),
+            "edit-api": os.path.join(target_dir(args.profile), "edit-api"),
+        }
+        medians = {}
+        for name, binary in binaries.items():
+            start_once(binary, env)  # page cache warm, as a re-used Lambda host would be
+            times = sorted(start_once(binary, env) for _ in range(args.runs))
+            medians[name] = statistics.median(times)
+            print(f"{name}: median {medians[name]:.1f} ms, max {times[-1]:.1f} ms ({args.runs} starts)")
+        base = medians["hello-world lambda_http"]
+        print("| binary | cold init, median ms | ratio to hello world |\n|---|---:|---:|")
+        for name, median in medians.items():
+            print(f"| {name} | {median:.1f} | {median / base:.2f}x |")
+    finally:
+        moto.stdin.close()
+        moto.wait()
+        runtime.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+-- The API functions' identity (edit-api, forecast-reader): a service user with key-pair
+-- authentication and a role that can read the view, the edits, their history and the
+-- preferences, write preferences, and change edits only through the procedures of 07.
+-- Run as SECURITYADMIN (grants on objects owned by SYSADMIN need that role or the owner).
+CREATE ROLE IF NOT EXISTS SNOWCAST_API;
+
+-- A dedicated XS warehouse, so point reads never queue behind dbt.
+CREATE WAREHOUSE IF NOT EXISTS SNOWCAST_API_WH
+  WAREHOUSE_SIZE = XSMALL
+  AUTO_SUSPEND = 60
+  AUTO_RESUME = TRUE
+  INITIALLY_SUSPENDED = TRUE;
+GRANT USAGE ON WAREHOUSE SNOWCAST_API_WH TO ROLE SNOWCAST_API;
+
+GRANT USAGE ON DATABASE SNOWCAST TO ROLE SNOWCAST_API;
+GRANT USAGE ON SCHEMA SNOWCAST.APP TO ROLE SNOWCAST_API;
+GRANT SELECT ON VIEW SNOWCAST.APP.V_FORECAST TO ROLE SNOWCAST_API;
+GRANT SELECT ON TABLE SNOWCAST.APP.MANUAL_EDITS_HT TO ROLE SNOWCAST_API;
+GRANT SELECT ON TABLE SNOWCAST.APP.EDIT_HISTORY TO ROLE SNOWCAST_API;
+GRANT SELECT, INSERT, UPDATE ON TABLE SNOWCAST.APP.USER_PREFS_HT TO ROLE SNOWCAST_API;
+GRANT USAGE ON PROCEDURE SNOWCAST.APP.APPLY_EDITS(VARCHAR, VARCHAR, VARCHAR, VARCHAR)
+  TO ROLE SNOWCAST_API;
+GRANT USAGE ON PROCEDURE SNOWCAST.APP.REVERT_EDIT(VARCHAR, VARCHAR, VARCHAR, VARCHAR, DATE, NUMBER)
+  TO ROLE SNOWCAST_API;
+
+-- The reader runs in another session than the writer; hybrid reads from another session
+-- may lag ~100 ms unless READ_LATEST_WRITES is on. The SQL API cannot bind variables in a
+-- multi-statement request (no ALTER SESSION before a bound query), so it is the user's
+-- default. Set RSA_PUBLIC_KEY as for the loader (05).
+CREATE USER IF NOT EXISTS SNOWCAST_API_SVC
+  TYPE = SERVICE
+  DEFAULT_ROLE = SNOWCAST_API
+  DEFAULT_WAREHOUSE = SNOWCAST_API_WH
+  COMMENT = 'edit-api and forecast-reader (key-pair JWT from Secrets Manager)';
+ALTER USER SNOWCAST_API_SVC SET READ_LATEST_WRITES = TRUE;
+GRANT ROLE SNOWCAST_API TO USER SNOWCAST_API_SVC;

@@ -1,0 +1,381 @@
+//! The forecast store in memory: drafts, edits, history and preferences in ordered maps
+//! behind one lock, so each operation is atomic as the port requires. For the handlers'
+//! tests, the contract tests and the benchmarks; not for production (nothing persists).
+
+use std::{
+    collections::BTreeMap,
+    ops::Bound,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::{
+    domain::forecast::{
+        Cell, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry, HistoryQuery,
+        Note, Op, Quantity, SkuId, TenantId, Version,
+    },
+    error::{Error, Result},
+    ports::forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
+};
+
+/// A tenant's cells in (sku_id, date) order, as the views are read.
+type Cells<V> = BTreeMap<(SkuId, NaiveDate), V>;
+
+#[derive(Debug, Default)]
+struct State {
+    drafts: BTreeMap<TenantId, Cells<Quantity>>,
+    edits: BTreeMap<TenantId, Cells<Edit>>,
+    history: BTreeMap<TenantId, Vec<HistoryEntry>>,
+    /// The last history position handed out (positions increase across tenants).
+    seq: i64,
+    prefs: BTreeMap<(TenantId, String, String), serde_json::Value>,
+    /// Counts store calls, so tests can assert that a rejected request made none.
+    calls: usize,
+    /// The error the next call fails with, as a real store's fault would.
+    fault: Option<Error>,
+}
+
+/// The forecast store in memory. Clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryForecastStore {
+    state: Arc<Mutex<State>>,
+    clock: Option<DateTime<Utc>>,
+}
+
+impl MemoryForecastStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stamps every change with `now` instead of the wall clock (deterministic tests).
+    pub fn with_clock(mut self, now: DateTime<Utc>) -> Self {
+        self.clock = Some(now);
+        self
+    }
+
+    /// Sets a draft quantity, as the gold model would.
+    pub fn put_draft(&self, tenant: &TenantId, sku: &SkuId, date: NaiveDate, quantity: Quantity) {
+        self.lock()
+            .drafts
+            .entry(tenant.clone())
+            .or_default()
+            .insert((sku.clone(), date), quantity);
+    }
+
+    /// Store calls made so far (reads and writes).
+    pub fn calls(&self) -> usize {
+        self.lock().calls
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent maps (each change is one insert).
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.unwrap_or_else(Utc::now)
+    }
+
+    /// Makes the next call fail with `error` (a throttle, a lost connection, a bad SQL).
+    pub fn fail_next(&self, error: Error) {
+        self.lock().fault = Some(error);
+    }
+
+    fn call(&self) -> Result<MutexGuard<'_, State>> {
+        let mut state = self.lock();
+        state.calls += 1;
+        match state.fault.take() {
+            Some(error) => Err(error),
+            None => Ok(state),
+        }
+    }
+}
+
+fn key(cell: &Cell) -> (SkuId, NaiveDate) {
+    (cell.sku_id.clone(), cell.date)
+}
+
+impl State {
+    /// Applies one edit (no version check) and records its history entry.
+    fn apply(
+        &mut self,
+        tenant: &TenantId,
+        user: &str,
+        input: &EditInput,
+        now: DateTime<Utc>,
+    ) -> PutOutcome {
+        let edits = self.edits.entry(tenant.clone()).or_default();
+        let old = edits.get(&key(&input.cell));
+        if let Some(old) = old.filter(|old| old.same_as(input)) {
+            return PutOutcome::Unchanged(old.clone());
+        }
+        let old_quantity = old.map(|old| old.quantity);
+        let edit = Edit {
+            cell: input.cell.clone(),
+            quantity: input.quantity,
+            note: input.note.clone(),
+            version: old.map_or(0, |old| old.version) + 1,
+            edited_by: user.to_string(),
+            edited_at: now,
+        };
+        edits.insert(key(&input.cell), edit.clone());
+        self.record(
+            tenant,
+            &input.cell,
+            Op::Put,
+            old_quantity,
+            Some(input.quantity),
+            input.note.clone(),
+            user,
+            now,
+        );
+        PutOutcome::Applied(edit)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one history entry's fields
+    fn record(
+        &mut self,
+        tenant: &TenantId,
+        cell: &Cell,
+        op: Op,
+        old_quantity: Option<Quantity>,
+        new_quantity: Option<Quantity>,
+        note: Option<Note>,
+        user: &str,
+        now: DateTime<Utc>,
+    ) {
+        self.seq += 1;
+        let entry = HistoryEntry {
+            seq: self.seq,
+            cell: cell.clone(),
+            op,
+            old_quantity,
+            new_quantity,
+            note,
+            edited_by: user.to_string(),
+            edited_at: now,
+        };
+        self.history.entry(tenant.clone()).or_default().push(entry);
+    }
+
+    fn version(&self, tenant: &TenantId, cell: &Cell) -> Version {
+        self.edits
+            .get(tenant)
+            .and_then(|edits| edits.get(&key(cell)))
+            .map_or(0, |edit| edit.version)
+    }
+}
+
+/// The first `limit` cells of `cells` that `query` selects, in order.
+fn first_cells<V>(
+    cells: Option<&Cells<V>>,
+    query: &ForecastQuery,
+    limit: usize,
+) -> Vec<(SkuId, NaiveDate)> {
+    let Some(cells) = cells else {
+        return Vec::new();
+    };
+    let lower = match (&query.sku_id, &query.after) {
+        (Some(sku), None) => Bound::Included((sku.clone(), query.range.from)),
+        (_, Some(after)) => Bound::Excluded(key(after)),
+        (None, None) => Bound::Unbounded,
+    };
+    let upper = match &query.sku_id {
+        Some(sku) => Bound::Included((sku.clone(), query.range.to)),
+        None => Bound::Unbounded,
+    };
+    // A cursor past the SKU's last day selects nothing (and BTreeMap::range would panic).
+    if let (Bound::Included(low) | Bound::Excluded(low), Bound::Included(high)) = (&lower, &upper)
+        && low > high
+    {
+        return Vec::new();
+    }
+    cells
+        .range((lower, upper))
+        .map(|(key, _)| key)
+        .filter(|(sku, date)| {
+            query.range.contains(*date) && query.sku_id.as_ref().is_none_or(|wanted| wanted == sku)
+        })
+        .take(limit)
+        .cloned()
+        .collect()
+}
+
+#[async_trait]
+impl ForecastRead for MemoryForecastStore {
+    async fn forecast(
+        &self,
+        tenant: &TenantId,
+        query: &ForecastQuery,
+    ) -> Result<Page<ForecastRow>> {
+        let state = self.call()?;
+        let drafts = state.drafts.get(tenant);
+        let edits = state.edits.get(tenant);
+        // The first limit + 1 of the union lie within the first limit + 1 of each side.
+        let mut keys = first_cells(drafts, query, query.limit + 1);
+        keys.extend(first_cells(edits, query, query.limit + 1));
+        keys.sort();
+        keys.dedup();
+        let more = keys.len() > query.limit;
+        keys.truncate(query.limit);
+        let items = keys
+            .into_iter()
+            .map(|key| {
+                let draft = drafts.and_then(|cells| cells.get(&key)).copied();
+                let edit = edits.and_then(|cells| cells.get(&key));
+                let cell = Cell {
+                    sku_id: key.0,
+                    date: key.1,
+                };
+                ForecastRow::join(cell, draft, edit, query.show_manual)
+            })
+            .collect();
+        Ok(Page { items, more })
+    }
+}
+
+#[async_trait]
+impl EditStore for MemoryForecastStore {
+    async fn put_edit(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        edit: &EditInput,
+        expected: Option<Version>,
+    ) -> Result<PutOutcome> {
+        let now = self.now();
+        let mut state = self.call()?;
+        let current = state.version(tenant, &edit.cell);
+        if expected.is_some_and(|expected| expected != current) {
+            return Ok(PutOutcome::Stale { current });
+        }
+        Ok(state.apply(tenant, user, edit, now))
+    }
+
+    async fn put_edits(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        edits: &[EditInput],
+    ) -> Result<Vec<PutOutcome>> {
+        let now = self.now();
+        let mut state = self.call()?;
+        let mut cells: Vec<&Cell> = edits.iter().map(|edit| &edit.cell).collect();
+        cells.sort();
+        if cells.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(Error::invalid("edits", "the batch names a cell twice"));
+        }
+        Ok(edits
+            .iter()
+            .map(|edit| state.apply(tenant, user, edit, now))
+            .collect())
+    }
+
+    async fn revert_edit(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        cell: &Cell,
+        expected: Option<Version>,
+    ) -> Result<RevertOutcome> {
+        let now = self.now();
+        let mut state = self.call()?;
+        let current = state.version(tenant, cell);
+        if expected.is_some_and(|expected| expected != current) {
+            return Ok(RevertOutcome::Stale { current });
+        }
+        let removed = state
+            .edits
+            .get_mut(tenant)
+            .and_then(|edits| edits.remove(&key(cell)));
+        let Some(old) = removed else {
+            return Ok(RevertOutcome::NotFound);
+        };
+        state.record(
+            tenant,
+            cell,
+            Op::Delete,
+            Some(old.quantity),
+            None,
+            None,
+            user,
+            now,
+        );
+        Ok(RevertOutcome::Reverted)
+    }
+
+    async fn edits(&self, tenant: &TenantId, query: &EditsQuery) -> Result<Vec<Edit>> {
+        let state = self.call()?;
+        let Some(edits) = state.edits.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        Ok(edits
+            .iter()
+            .filter(|((sku, date), _)| {
+                query.range.contains(*date)
+                    && query.sku_id.as_ref().is_none_or(|wanted| wanted == sku)
+            })
+            .map(|(_, edit)| edit.clone())
+            .take(query.limit)
+            .collect())
+    }
+
+    async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {
+        let state = self.call()?;
+        let mut items: Vec<HistoryEntry> = state
+            .history
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|entry| {
+                query.range.contains(entry.cell.date)
+                    && query
+                        .sku_id
+                        .as_ref()
+                        .is_none_or(|wanted| *wanted == entry.cell.sku_id)
+                    && query.after.is_none_or(|after| entry.seq > after)
+            })
+            .take(query.limit + 1)
+            .cloned()
+            .collect();
+        let more = items.len() > query.limit;
+        items.truncate(query.limit);
+        Ok(Page { items, more })
+    }
+}
+
+#[async_trait]
+impl PrefsStore for MemoryForecastStore {
+    async fn prefs(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>> {
+        let state = self.call()?;
+        Ok(state
+            .prefs
+            .iter()
+            .filter(|((t, u, _), _)| t == tenant && u == user)
+            .map(|((_, _, key), value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
+    async fn put_pref(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        self.call()?.prefs.insert(
+            (tenant.clone(), user.to_string(), key.to_string()),
+            value.clone(),
+        );
+        Ok(())
+    }
+}

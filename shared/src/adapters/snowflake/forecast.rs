@@ -1,0 +1,483 @@
+//! The forecast store on Snowflake: `V_FORECAST` and the app tables through the SQL API v2,
+//! one statement (one round trip) per request, every value bound. Writes call the
+//! procedures of `infra/snowflake/07_app_procedures.sql`, which keep an edit and its
+//! history entry in one transaction.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{
+    session::Session,
+    sql::{Binding, QueryResult, SqlClient},
+    statements,
+};
+use crate::{
+    domain::forecast::{
+        Cell, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry, HistoryQuery,
+        Note, Op, Quantity, SkuId, TenantId, Version,
+    },
+    error::{Error, Result},
+    ports::{
+        forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
+        secrets::SecretSource,
+    },
+};
+
+/// SQL state class of integrity constraint violations (a primary key taken).
+const INTEGRITY_VIOLATION: &str = "23";
+
+/// The forecast store on one Snowflake account.
+pub struct SnowflakeForecastStore {
+    sql: SqlClient,
+}
+
+impl SnowflakeForecastStore {
+    /// Over a SQL API client whose query tag names the function (`snowcast:edit-api`).
+    pub fn new(sql: SqlClient) -> Self {
+        SnowflakeForecastStore { sql }
+    }
+
+    /// Opens the session (the secret is read and its key parsed now, so a bad secret fails
+    /// the caller's init) and a SQL API client tagged `query_tag` that gives up on a
+    /// statement after `timeout`.
+    pub async fn open(
+        secret: Arc<dyn SecretSource>,
+        base_url: Option<String>,
+        query_tag: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let session = Session::open(secret).await?;
+        let sql = SqlClient::new(
+            super::http_client()?,
+            Arc::new(session),
+            base_url,
+            query_tag,
+        )
+        .with_deadline(timeout);
+        Ok(SnowflakeForecastStore::new(sql))
+    }
+
+    /// Calls `APPLY_EDITS`; a first edit of a cell that raced another one's insert fails on
+    /// the primary key and is retried once (it then takes the update path).
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        edits: &[(EditInput, Option<Version>)],
+    ) -> Result<Vec<Outcome>> {
+        let payload: Vec<Value> = edits
+            .iter()
+            .map(|(edit, expected)| {
+                json!({
+                    "sku_id": edit.cell.sku_id.as_str(),
+                    "date": edit.cell.date.to_string(),
+                    "quantity": edit.quantity.to_string(),
+                    "note": edit.note.as_ref().map(Note::as_str),
+                    "expected": expected,
+                })
+            })
+            .collect();
+        let payload = Value::Array(payload).to_string();
+        let mut attempt = 0;
+        loop {
+            let bindings = [
+                Binding::text(tenant.as_str()),
+                Binding::text(user),
+                Binding::text(uuid::Uuid::new_v4().to_string()),
+                Binding::text(payload.clone()),
+            ];
+            match self.sql.execute(statements::APPLY_EDITS, &bindings).await {
+                Ok(result) => return outcomes(result, edits.len()),
+                Err(error) if attempt == 0 && is_unique_violation(&error) => attempt += 1,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+fn is_unique_violation(error: &Error) -> bool {
+    matches!(error, Error::Snowflake { sql_state: Some(state), .. } if state.starts_with(INTEGRITY_VIOLATION))
+}
+
+/// One input cell after `APPLY_EDITS`.
+struct Outcome {
+    edit: Option<Edit>,
+    changed: bool,
+}
+
+fn outcomes(result: QueryResult, expected_rows: usize) -> Result<Vec<Outcome>> {
+    if result.rows.len() != expected_rows {
+        return Err(bad_row(format!(
+            "APPLY_EDITS returned {} rows for {expected_rows} edits",
+            result.rows.len()
+        )));
+    }
+    result
+        .rows
+        .iter()
+        .map(|row| {
+            let edit = match row.get("VERSION") {
+                Some(Value::Null) | None => None,
+                Some(_) => Some(edit_of(row)?),
+            };
+            Ok(Outcome {
+                edit,
+                changed: row.get("CHANGED").and_then(Value::as_bool).unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+fn bad_row(message: String) -> Error {
+    Error::Snowflake {
+        status: 200,
+        code: None,
+        sql_state: None,
+        message,
+    }
+}
+
+fn text<'a>(row: &'a Map<String, Value>, column: &str) -> Result<&'a str> {
+    row.get(column)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_row(format!("column {column} is missing or not text")))
+}
+
+fn optional_text<'a>(row: &'a Map<String, Value>, column: &str) -> Option<&'a str> {
+    row.get(column).and_then(Value::as_str)
+}
+
+fn number(row: &Map<String, Value>, column: &str) -> Result<i64> {
+    match row.get(column) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| bad_row(format!("column {column} is missing or not an integer")))
+}
+
+fn quantity(row: &Map<String, Value>, column: &str) -> Result<Option<Quantity>> {
+    match row.get(column) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Quantity::parse(s).map(Some),
+        Some(Value::Number(n)) => Quantity::parse(&n.to_string()).map(Some),
+        Some(other) => Err(bad_row(format!(
+            "column {column}: {other} is not a quantity"
+        ))),
+    }
+}
+
+fn date(row: &Map<String, Value>, column: &str) -> Result<NaiveDate> {
+    text(row, column)?
+        .parse()
+        .map_err(|_| bad_row(format!("column {column} is not a date")))
+}
+
+fn timestamp(row: &Map<String, Value>, column: &str) -> Result<Option<DateTime<Utc>>> {
+    optional_text(row, column)
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| bad_row(format!("column {column} is not a timestamp")))
+        })
+        .transpose()
+}
+
+fn cell_of(row: &Map<String, Value>) -> Result<Cell> {
+    Ok(Cell {
+        sku_id: SkuId::new(text(row, "SKU_ID")?)?,
+        date: date(row, "DATE")?,
+    })
+}
+
+fn note_of(row: &Map<String, Value>) -> Result<Option<Note>> {
+    optional_text(row, "NOTE").map(Note::new).transpose()
+}
+
+fn edit_of(row: &Map<String, Value>) -> Result<Edit> {
+    Ok(Edit {
+        cell: cell_of(row)?,
+        quantity: quantity(row, "QUANTITY")?
+            .ok_or_else(|| bad_row("an edit without a quantity".into()))?,
+        note: note_of(row)?,
+        version: number(row, "VERSION")?,
+        edited_by: text(row, "EDITED_BY")?.to_string(),
+        edited_at: timestamp(row, "EDITED_AT")?
+            .ok_or_else(|| bad_row("an edit without a time".into()))?,
+    })
+}
+
+fn forecast_row_of(row: &Map<String, Value>) -> Result<ForecastRow> {
+    Ok(ForecastRow {
+        cell: cell_of(row)?,
+        draft_quantity: quantity(row, "DRAFT_QUANTITY")?,
+        manual_quantity: quantity(row, "MANUAL_QUANTITY")?,
+        quantity: quantity(row, "QUANTITY")?,
+        version: number(row, "VERSION")?,
+        note: note_of(row)?,
+        edited_by: optional_text(row, "EDITED_BY").map(str::to_string),
+        edited_at: timestamp(row, "EDITED_AT")?,
+    })
+}
+
+fn history_of(row: &Map<String, Value>) -> Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        seq: number(row, "SEQ")?,
+        cell: cell_of(row)?,
+        op: Op::parse(text(row, "OP")?)?,
+        old_quantity: quantity(row, "OLD_QUANTITY")?,
+        new_quantity: quantity(row, "NEW_QUANTITY")?,
+        note: note_of(row)?,
+        edited_by: text(row, "EDITED_BY")?.to_string(),
+        edited_at: timestamp(row, "EDITED_AT")?
+            .ok_or_else(|| bad_row("a change without a time".into()))?,
+    })
+}
+
+/// Binds an optional SKU filter (NULL: all).
+fn sku_binding(sku: Option<&SkuId>) -> Binding {
+    sku.map_or_else(|| Binding::null("TEXT"), |sku| Binding::text(sku.as_str()))
+}
+
+/// A row limit, one more than the page so the store can tell whether more follow.
+fn limit_binding(limit: usize) -> Binding {
+    Binding::fixed(i64::try_from(limit).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl ForecastRead for SnowflakeForecastStore {
+    async fn forecast(
+        &self,
+        tenant: &TenantId,
+        query: &ForecastQuery,
+    ) -> Result<Page<ForecastRow>> {
+        let sku = sku_binding(query.sku_id.as_ref());
+        let after_sku = sku_binding(query.after.as_ref().map(|cell| &cell.sku_id));
+        let after_date = query
+            .after
+            .as_ref()
+            .map_or_else(|| Binding::null("DATE"), |cell| Binding::date(cell.date));
+        let bindings = [
+            Binding::boolean(query.show_manual),
+            Binding::text(tenant.as_str()),
+            Binding::date(query.range.from),
+            Binding::date(query.range.to),
+            sku.clone(),
+            sku,
+            after_sku.clone(),
+            after_sku.clone(),
+            after_sku,
+            after_date,
+            limit_binding(query.limit + 1),
+        ];
+        let result = self
+            .sql
+            .execute(statements::FORECAST_PAGE, &bindings)
+            .await?;
+        page(result, query.limit, forecast_row_of)
+    }
+}
+
+fn page<T>(
+    result: QueryResult,
+    limit: usize,
+    decode: fn(&Map<String, Value>) -> Result<T>,
+) -> Result<Page<T>> {
+    let more = result.rows.len() > limit;
+    let items = result
+        .rows
+        .iter()
+        .take(limit)
+        .map(decode)
+        .collect::<Result<_>>()?;
+    Ok(Page { items, more })
+}
+
+#[async_trait]
+impl EditStore for SnowflakeForecastStore {
+    async fn put_edit(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        edit: &EditInput,
+        expected: Option<Version>,
+    ) -> Result<PutOutcome> {
+        let outcome = self
+            .apply(tenant, user, &[(edit.clone(), expected)])
+            .await?
+            .pop()
+            .ok_or_else(|| bad_row("APPLY_EDITS returned no row".into()))?;
+        let current = outcome.edit.as_ref().map_or(0, |edit| edit.version);
+        Ok(match outcome.edit {
+            Some(edit) if outcome.changed => PutOutcome::Applied(edit),
+            _ if expected.is_some_and(|expected| expected != current) => {
+                PutOutcome::Stale { current }
+            }
+            Some(edit) => PutOutcome::Unchanged(edit),
+            None => {
+                return Err(bad_row(
+                    "APPLY_EDITS left an unconditional edit unwritten".into(),
+                ));
+            }
+        })
+    }
+
+    async fn put_edits(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        edits: &[EditInput],
+    ) -> Result<Vec<PutOutcome>> {
+        let inputs: Vec<(EditInput, Option<Version>)> =
+            edits.iter().map(|edit| (edit.clone(), None)).collect();
+        self.apply(tenant, user, &inputs)
+            .await?
+            .into_iter()
+            .map(|outcome| match outcome.edit {
+                Some(edit) if outcome.changed => Ok(PutOutcome::Applied(edit)),
+                Some(edit) => Ok(PutOutcome::Unchanged(edit)),
+                None => Err(bad_row(
+                    "APPLY_EDITS left an unconditional edit unwritten".into(),
+                )),
+            })
+            .collect()
+    }
+
+    async fn revert_edit(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        cell: &Cell,
+        expected: Option<Version>,
+    ) -> Result<RevertOutcome> {
+        let bindings = [
+            Binding::text(tenant.as_str()),
+            Binding::text(user),
+            Binding::text(uuid::Uuid::new_v4().to_string()),
+            Binding::text(cell.sku_id.as_str()),
+            Binding::date(cell.date),
+            expected.map_or_else(|| Binding::null("FIXED"), Binding::fixed),
+        ];
+        let result = self.sql.execute(statements::REVERT_EDIT, &bindings).await?;
+        let row = result
+            .rows
+            .first()
+            .ok_or_else(|| bad_row("REVERT_EDIT returned no row".into()))?;
+        let current = number(row, "VERSION")?;
+        Ok(
+            if row
+                .get("REVERTED")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                RevertOutcome::Reverted
+            } else if expected.is_some_and(|expected| expected != current) {
+                RevertOutcome::Stale { current }
+            } else {
+                RevertOutcome::NotFound
+            },
+        )
+    }
+
+    async fn edits(&self, tenant: &TenantId, query: &EditsQuery) -> Result<Vec<Edit>> {
+        let sku = sku_binding(query.sku_id.as_ref());
+        let bindings = [
+            Binding::text(tenant.as_str()),
+            Binding::date(query.range.from),
+            Binding::date(query.range.to),
+            sku.clone(),
+            sku,
+            limit_binding(query.limit),
+        ];
+        let result = self.sql.execute(statements::EDITS, &bindings).await?;
+        result.rows.iter().map(edit_of).collect()
+    }
+
+    async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {
+        let sku = sku_binding(query.sku_id.as_ref());
+        let bindings = [
+            Binding::text(tenant.as_str()),
+            Binding::date(query.range.from),
+            Binding::date(query.range.to),
+            sku.clone(),
+            sku,
+            Binding::fixed(query.after.unwrap_or(0)),
+            limit_binding(query.limit + 1),
+        ];
+        let result = self.sql.execute(statements::HISTORY, &bindings).await?;
+        page(result, query.limit, history_of)
+    }
+}
+
+#[async_trait]
+impl PrefsStore for SnowflakeForecastStore {
+    async fn prefs(&self, tenant: &TenantId, user: &str) -> Result<BTreeMap<String, Value>> {
+        let bindings = [Binding::text(tenant.as_str()), Binding::text(user)];
+        let result = self.sql.execute(statements::PREFS, &bindings).await?;
+        result
+            .rows
+            .iter()
+            .map(|row| {
+                let value = serde_json::from_str(text(row, "VALUE")?)?;
+                Ok((text(row, "KEY")?.to_string(), value))
+            })
+            .collect()
+    }
+
+    /// Update by key, insert when no row changed, and update again if a concurrent insert
+    /// won the key (Snowflake's advice for single-row upserts on hybrid tables).
+    async fn put_pref(
+        &self,
+        tenant: &TenantId,
+        user: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<()> {
+        let value = value.to_string();
+        let update = [
+            Binding::text(value.clone()),
+            Binding::text(tenant.as_str()),
+            Binding::text(user),
+            Binding::text(key),
+        ];
+        if rows_changed(&self.sql.execute(statements::UPDATE_PREF, &update).await?) > 0 {
+            return Ok(());
+        }
+        let insert = [
+            Binding::text(tenant.as_str()),
+            Binding::text(user),
+            Binding::text(key),
+            Binding::text(value),
+        ];
+        match self.sql.execute(statements::INSERT_PREF, &insert).await {
+            Err(error) if is_unique_violation(&error) => self
+                .sql
+                .execute(statements::UPDATE_PREF, &update)
+                .await
+                .map(drop),
+            other => other.map(drop),
+        }
+    }
+}
+
+/// The row count of a DML result (its first column).
+fn rows_changed(result: &QueryResult) -> i64 {
+    result
+        .rows
+        .first()
+        .and_then(|row| {
+            result
+                .columns
+                .first()
+                .and_then(|column| row.get(&column.name))
+        })
+        .and_then(|value| {
+            value
+                .as_i64()
+                .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(0)
+}

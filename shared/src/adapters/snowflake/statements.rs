@@ -1,0 +1,50 @@
+//! Every statement the forecast store sends, in one place, matching the DDL of
+//! `infra/snowflake/06_app_tables.sql` and `07_app_procedures.sql`. Each takes positional
+//! bindings (`?`) only: no value is ever spliced into the text.
+
+/// A page of `V_FORECAST`. Bindings: show_manual, tenant, from, to, sku (twice: NULL for
+/// all), cursor sku (three times: NULL for the first page), cursor date, limit.
+pub const FORECAST_PAGE: &str = "\
+SELECT SKU_ID, DATE, DRAFT_QUANTITY, MANUAL_QUANTITY, \
+IFF(?, QUANTITY, DRAFT_QUANTITY) AS QUANTITY, VERSION, NOTE, EDITED_BY, EDITED_AT \
+FROM SNOWCAST.APP.V_FORECAST \
+WHERE TENANT_ID = ? AND DATE BETWEEN ? AND ? AND (? IS NULL OR SKU_ID = ?) \
+AND (? IS NULL OR SKU_ID > ? OR (SKU_ID = ? AND DATE > ?)) \
+ORDER BY SKU_ID, DATE LIMIT ?";
+
+/// Applies edits in one transaction. Bindings: tenant, user, change id, edits (JSON).
+pub const APPLY_EDITS: &str = "CALL SNOWCAST.APP.APPLY_EDITS(?, ?, ?, ?)";
+
+/// Reverts one cell in one transaction. Bindings: tenant, user, change id, sku, date,
+/// expected version (NULL: any).
+pub const REVERT_EDIT: &str = "CALL SNOWCAST.APP.REVERT_EDIT(?, ?, ?, ?, ?, ?)";
+
+/// The edits of a range. Bindings: tenant, from, to, sku (twice), limit.
+pub const EDITS: &str = "\
+SELECT SKU_ID, DATE, QUANTITY, NOTE, VERSION, EDITED_BY, EDITED_AT \
+FROM SNOWCAST.APP.MANUAL_EDITS_HT \
+WHERE TENANT_ID = ? AND DATE BETWEEN ? AND ? AND (? IS NULL OR SKU_ID = ?) \
+ORDER BY SKU_ID, DATE LIMIT ?";
+
+/// A page of history. Bindings: tenant, from, to, sku (twice), after seq, limit.
+pub const HISTORY: &str = "\
+SELECT SEQ, SKU_ID, DATE, OP, OLD_QUANTITY, NEW_QUANTITY, NOTE, EDITED_BY, EDITED_AT \
+FROM SNOWCAST.APP.EDIT_HISTORY \
+WHERE TENANT_ID = ? AND DATE BETWEEN ? AND ? AND (? IS NULL OR SKU_ID = ?) AND SEQ > ? \
+ORDER BY SEQ LIMIT ?";
+
+/// A user's preferences. Bindings: tenant, user.
+pub const PREFS: &str = "\
+SELECT KEY, VALUE FROM SNOWCAST.APP.USER_PREFS_HT \
+WHERE TENANT_ID = ? AND USER_ID = ? ORDER BY KEY";
+
+/// Updates one preference. Bindings: value (JSON text), tenant, user, key.
+pub const UPDATE_PREF: &str = "\
+UPDATE SNOWCAST.APP.USER_PREFS_HT SET VALUE = ?, UPDATED_AT = CURRENT_TIMESTAMP() \
+WHERE TENANT_ID = ? AND USER_ID = ? AND KEY = ?";
+
+/// Inserts one preference (after an update found no row). Bindings: tenant, user, key,
+/// value.
+pub const INSERT_PREF: &str = "\
+INSERT INTO SNOWCAST.APP.USER_PREFS_HT (TENANT_ID, USER_ID, KEY, VALUE, UPDATED_AT) \
+VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP())";

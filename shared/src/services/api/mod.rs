@@ -1,0 +1,138 @@
+//! The forecast HTTP API (DESIGN.md, "HTTP API"): one axum router that both API functions
+//! serve: forecast-reader mounts [`reader`] (`GET /v1/forecast`, the OpenAPI document),
+//! edit-api mounts [`editor`] (edits, history, preferences), the local stack and the
+//! contract tests mount [`router`] (both).
+//!
+//! Layers, outermost first: [`problem::problems`] (request id, every error as
+//! problem+json), the 256 KB body limit, then per protected route
+//! [`auth::authenticate`] (tenant, user and scope from verified claims). The gateway in
+//! front inserts the [`auth::Claims`]: API Gateway's authorizer in Lambda
+//! (`adapters::api_gateway`), the local token check locally.
+//!
+//! The seam for the cache and rate limits (next issue) is the store port: a caching
+//! `ForecastRead` wraps the Snowflake one, and the edit path already sees every write.
+
+pub mod auth;
+pub mod config;
+pub mod csv;
+pub mod edits;
+pub mod forecast;
+pub mod params;
+pub mod prefs;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{get, put},
+};
+
+use crate::ports::forecast::{EditStore, ForecastRead, PrefsStore};
+use auth::AuthConfig;
+
+/// Largest request body (a 500-edit batch as JSON fits several times over).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The routes, as the router mounts them and the OpenAPI document lists them.
+pub mod paths {
+    /// `GET`: a page of the forecast.
+    pub const FORECAST: &str = "/v1/forecast";
+    /// `GET`: edits of a range; `POST`: an atomic batch.
+    pub const EDITS: &str = "/v1/edits";
+    /// `GET`: the change history.
+    pub const HISTORY: &str = "/v1/edits/history";
+    /// `PUT`, `DELETE`: one cell.
+    pub const EDIT: &str = "/v1/edits/{sku_id}/{date}";
+    /// `GET`: a user's preferences.
+    pub const PREFS: &str = "/v1/prefs";
+    /// `PUT`: one preference.
+    pub const PREF: &str = "/v1/prefs/{key}";
+    /// `GET`: the OpenAPI document (no token).
+    pub const OPENAPI: &str = "/v1/openapi.json";
+    /// Every route with its methods.
+    pub const ALL: [(&str, &[&str]); 7] = [
+        (FORECAST, &["GET"]),
+        (EDITS, &["GET", "POST"]),
+        (HISTORY, &["GET"]),
+        (EDIT, &["PUT", "DELETE"]),
+        (PREFS, &["GET"]),
+        (PREF, &["PUT"]),
+        (OPENAPI, &["GET"]),
+    ];
+}
+
+/// The OpenAPI 3.1 document of this API, checked in beside this module.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// What forecast-reader's routes need.
+#[derive(Clone)]
+pub struct ReaderState {
+    /// `V_FORECAST`.
+    pub store: Arc<dyn ForecastRead>,
+}
+
+/// What edit-api's routes need.
+#[derive(Clone)]
+pub struct EditorState {
+    /// Edits and history.
+    pub edits: Arc<dyn EditStore>,
+    /// Preferences.
+    pub prefs: Arc<dyn PrefsStore>,
+}
+
+/// forecast-reader's routes.
+pub fn reader(state: ReaderState, auth: AuthConfig) -> Router {
+    finish(reader_routes(state, auth).route(paths::OPENAPI, get(openapi)))
+}
+
+/// edit-api's routes.
+pub fn editor(state: EditorState, auth: AuthConfig) -> Router {
+    finish(editor_routes(state, auth))
+}
+
+/// Both: the whole API on one router (local stack, contract tests, benchmarks).
+pub fn router(reader_state: ReaderState, editor_state: EditorState, auth: AuthConfig) -> Router {
+    let routes = reader_routes(reader_state, auth.clone()).merge(editor_routes(editor_state, auth));
+    finish(routes.route(paths::OPENAPI, get(openapi)))
+}
+
+fn reader_routes(state: ReaderState, auth: AuthConfig) -> Router {
+    Router::new()
+        .route(paths::FORECAST, get(forecast::get_forecast))
+        .with_state(state)
+        .route_layer(middleware::from_fn_with_state(auth, auth::authenticate))
+}
+
+fn editor_routes(state: EditorState, auth: AuthConfig) -> Router {
+    Router::new()
+        .route(paths::EDITS, get(edits::list_edits).post(edits::post_edits))
+        .route(paths::HISTORY, get(edits::history))
+        .route(paths::EDIT, put(edits::put_edit).delete(edits::delete_edit))
+        .route(paths::PREFS, get(prefs::get_prefs))
+        .route(paths::PREF, put(prefs::put_pref))
+        .with_state(state)
+        .route_layer(middleware::from_fn_with_state(auth, auth::authenticate))
+}
+
+/// The layers every router shares.
+fn finish(router: Router) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(problem::problems))
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}

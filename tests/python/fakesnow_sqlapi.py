@@ -140,6 +140,7 @@ def call(cursor, name, params):
 def execute(statement, params):
     """Rows and description of one statement, on fakesnow or through the bends above."""
     cursor = connection.cursor()
+    statement = re.sub(r"^(\s*--[^\n]*\n)+", "", statement)  # leading comment lines
     definition = PROCEDURE.match(statement)
     if definition:
         arguments = re.split(r",(?![^()]*\))", definition.group(2))

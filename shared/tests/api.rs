@@ -731,3 +731,36 @@ async fn the_openapi_document_and_the_router_agree() {
     .await;
     assert_eq!(served.json(), document);
 }
+
+/// The tenant claim is configurable (Cognito's `custom:tenant_id`), and scopes come from the
+/// `scope` claim when the gateway passes no list.
+#[tokio::test]
+async fn cognito_claims_name_the_tenant_and_the_scope_claim_grants_scopes() {
+    let store = seeded();
+    let shared = Arc::new(store.clone());
+    let cognito = AuthConfig {
+        tenant_claim: "custom:tenant_id".into(),
+    };
+    let app = api::reader(ReaderState { store: shared }, cognito);
+    let ask = |claims: HashMap<String, String>| {
+        let mut request = Request::builder()
+            .uri("/v1/forecast?from=2026-01-01&to=2026-01-02&sku_id=SKU-1")
+            .body(Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(Claims {
+            claims,
+            scopes: None,
+        });
+        send(app.clone(), request)
+    };
+    let claims = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let ok = ask(claims(&[("custom:tenant_id", "acme"), ("sub", "u"), ("scope", "openid forecast:read")])).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert_eq!(ok.json()["items"][1]["manual_quantity"], 12, "acme's data");
+    let plain = ask(claims(&[("tenant_id", "acme"), ("sub", "u"), ("scope", "forecast:read")])).await;
+    assert_eq!(plain.status, StatusCode::UNAUTHORIZED, "only the configured claim counts");
+    let array = ask(claims(&[("custom:tenant_id", "acme"), ("sub", "u"), ("scope", "[forecast:write]")])).await;
+    assert_eq!(array.status, StatusCode::FORBIDDEN);
+}

@@ -39,7 +39,7 @@ fn convert_as(
 }
 
 const CSV: &str = "\u{feff}SKU ID,Location ID,Date,Units,Revenue,Price,Promo,Category,Channel,Notes\r\n\
-A1,L1,2024-01-01,3,12.505,4.1667,true,toys,web,\"hello, \"\"world\"\"\"\r\n\
+A1,L1,2024-01-01,3,12.500,4.1667,true,toys,web,\"hello, \"\"world\"\"\"\r\n\
 A2,L1,2024-01-02,,1,1.5,FALSE,,web,\r\n\
 A3,L2,2024-01-01,5,7.5,1.5,no,food,store,\"multi\r\nline\"\r\n\
 A4,L2,2024-01-03,-2,-3.25,0.0001,y,food,app,plain\r\n";

@@ -658,6 +658,9 @@ async fn versioned_bronze_same_bytes_load_once_and_new_bytes_supersede() {
 
     // New bytes: a new fingerprint, loaded; their rows have the same source key and a later
     // _ingested_at, which is how the model keeps only the newest version of a file.
+    // _ingested_at is the object's Last-Modified, which has one-second resolution: a new
+    // version in the same second would tie (see the closing note of issue 8).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mut changed = sample.clone();
     changed.extend_from_slice(b"NEW-1,L1,2024-03-09,1,1.00,1,false,c,web,late row\n");
     stack.put("acme/sales/march.csv", changed).await;

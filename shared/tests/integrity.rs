@@ -448,3 +448,208 @@ async fn fuzz_front_end_corrupt_compressed_data_rejects_the_file() {
         assert!(reason.contains("corrupt or truncated"), "{name}: {reason}");
     }
 }
+
+// Second review (adversarial tester, after the fixes above): each test is named after what
+// it found.
+
+/// A contract decimal with more places than its scale was rounded (`10.005` -> `10.01`).
+#[tokio::test]
+async fn adversarial_decimals_past_the_scale_are_rejected_not_rounded() {
+    let rows = [
+        "S1,L1,2024-01-01,1,10.005,1.00,true,c,web,n",
+        "S2,L1,2024-01-01,1,10.000,1.00,true,c,web,n",
+        "S3,L1,2024-01-01,1,10.01,1.23456,true,c,web,n",
+    ];
+    let out = convert(&sales_rows(&rows), sales_with_limit(1.0)).await;
+    assert_eq!(
+        (out.manifest.rows_written, out.manifest.rows_rejected),
+        (1, 2)
+    );
+    let rejects = out.rejects();
+    assert_eq!(rejects[0]["column"], "revenue");
+    assert_eq!(rejects[1]["column"], "price");
+    assert!(
+        rejects[0]["reason"].as_str().unwrap().contains("scale"),
+        "{}",
+        rejects[0]
+    );
+    assert_eq!(out.strings_or_text("revenue"), [Some("10.00".to_string())]);
+}
+
+/// A leap second rolled over to the next minute and nanoseconds were cut to microseconds.
+#[tokio::test]
+async fn adversarial_leap_seconds_and_nanoseconds_are_rejected_not_altered() {
+    let inventory = contract(include_str!("../contracts/inventory.toml"));
+    let text = "sku_id,location_id,date,on_hand,on_order,unit_cost,snapshot_at\n\
+                S1,L1,2024-01-01,1,0,1.0,2024-06-30T12:00:60Z\n\
+                S2,L1,2024-01-01,1,0,1.0,2024-03-01T12:34:56.123456789Z\n\
+                S3,L1,2024-01-01,1,0,1.0,2024-03-01T12:34:56.123456Z\n";
+    let mut lenient = inventory.clone();
+    lenient.max_reject_ratio = 1.0;
+    let out = convert(text, lenient).await;
+    assert_eq!(
+        (out.manifest.rows_written, out.manifest.rows_rejected),
+        (1, 2)
+    );
+    let reasons: Vec<String> = out
+        .rejects()
+        .iter()
+        .map(|r| r["reason"].to_string())
+        .collect();
+    assert!(reasons[0].contains("leap second"), "{reasons:?}");
+    assert!(reasons[1].contains("microseconds"), "{reasons:?}");
+
+    // Without a contract the column stays text, every value as written.
+    let sniffed = "id,at\n1,2024-01-01 23:59:60\n2,2024-01-02 00:00:00\n";
+    let out = convert_without_contract(sniffed, "events").await;
+    assert_eq!(
+        out.strings_or_text("at"),
+        [
+            Some("2024-01-01 23:59:60".to_string()),
+            Some("2024-01-02 00:00:00".to_string())
+        ]
+    );
+}
+
+/// `SKU;Price,EUR` / `A1;4,50` split on the comma: both delimiters explained every record.
+#[tokio::test]
+async fn adversarial_semicolon_and_decimal_comma_tie_splits_on_the_semicolon() {
+    let out =
+        convert_without_contract("SKU;Price,EUR\nA1;4,50\nA2;5,00\nA3;12,00\n", "prices").await;
+    assert_eq!(out.manifest.source.delimiter.as_deref(), Some(";"));
+    assert_eq!(
+        out.strings_or_text("price_eur"),
+        ["4,50", "5,00", "12,00"].map(|v| Some(v.to_string()))
+    );
+}
+
+/// A stray quote closed 149,990 lines later hid those rows inside one rejected record,
+/// and the file was accepted with 50,010 rows read.
+#[tokio::test]
+async fn adversarial_stray_quote_closed_later_counts_every_swallowed_row() {
+    let mut rows: Vec<String> = (1..=20_000).map(good_row).collect();
+    rows[9] = "S10,L1,2024-01-01,1,1.00,1,true,c,web,\"Pipe 12 long".into();
+    rows[14_999] = "S15000,L1,2024-01-01,1,1.00,1,true,c,web,Hose 3/4\" x 10m".into();
+    let text = sales_rows(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = convert(&text, sales_with_limit(0.05)).await;
+    assert_eq!(out.manifest.rows_read, 20_000, "every physical record");
+    assert_eq!(
+        out.manifest.rows_invalid, 14_991,
+        "row 10 through row 15,000"
+    );
+    assert_eq!(
+        out.manifest.status,
+        Status::Rejected,
+        "far above the reject limit"
+    );
+
+    let out = convert(&text, sales_with_limit(1.0)).await;
+    assert_eq!(
+        (out.manifest.rows_written, out.manifest.rows_rejected),
+        (5009, 14_991)
+    );
+    let rejects = out.rejects();
+    assert_eq!(
+        (rejects[0]["row"].as_i64(), rejects[0]["last_row"].as_i64()),
+        (Some(10), Some(15_000))
+    );
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("14991 physical records"),
+        "{}",
+        rejects[0]
+    );
+}
+
+/// 1,698 bytes of zstd wrote an 829 MB reject log.
+#[tokio::test]
+async fn adversarial_reject_log_is_capped_and_counts_the_rest() {
+    let mut text = String::from("a,b\n");
+    for _ in 0..50_000 {
+        text.push_str("x\n");
+    }
+    let settings = ConvertSettings {
+        max_reject_bytes: 100_000,
+        ..ConvertSettings::default()
+    };
+    let out = convert_with(text.into_bytes(), "garbage", None, settings).await;
+    assert_eq!(out.manifest.rows_read, 50_000);
+    assert_eq!(out.manifest.rows_rejected, 50_000);
+    let listed = out.rejects();
+    let note = listed.last().unwrap();
+    assert_eq!(
+        note["omitted_rows"].as_u64(),
+        Some(out.manifest.rejects_omitted)
+    );
+    assert_eq!(
+        listed.len() as u64 - 1 + out.manifest.rejects_omitted,
+        50_000,
+        "listed + omitted"
+    );
+    let size: u64 = walk(out.dir.path())
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("_rejects"))
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    assert!(size < 101_000, "{size} bytes of reject log");
+}
+
+/// `--dataset _rejects` wrote Parquet into the silver bucket's reject area.
+#[test]
+fn adversarial_reserved_dataset_names_are_refused() {
+    for dataset in ["_rejects", "_manifests", "_announced", "_quarantine", "_x"] {
+        let source = SourceId::new("s3://bronze/acme/x/a.csv", "a.csv", "0123");
+        assert!(
+            Converter::try_new("acme", dataset, source).is_err(),
+            "{dataset}"
+        );
+    }
+}
+
+/// A zstd frame made with `--long=27` took 160 MB at a 32 MiB budget: the decoder holds a
+/// whole window. Windows over half the budget are refused.
+#[tokio::test]
+async fn adversarial_zstd_windows_over_half_the_budget_reject_the_file() {
+    assert_eq!(snowcast::convert::zstd_window_log_max(32 << 20), 24);
+    assert_eq!(snowcast::convert::zstd_window_log_max(256 << 20), 27);
+    let rows: Vec<String> = (1..=2000).map(good_row).collect();
+    let text = sales_rows(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.window_log(27).unwrap();
+    encoder.long_distance_matching(true).unwrap();
+    encoder.include_contentsize(false).unwrap();
+    std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+    let long = encoder.finish().unwrap();
+    let small = ConvertSettings::default().with_memory_budget(32 << 20);
+    let out = convert_with(long.clone(), "sales", Some(sales_with_limit(0.0)), small).await;
+    assert_eq!(out.manifest.status, Status::Rejected);
+    let out = convert_with(
+        long,
+        "sales",
+        Some(sales_with_limit(0.0)),
+        ConvertSettings::default(),
+    )
+    .await;
+    assert_eq!(
+        (out.manifest.status, out.manifest.rows_written),
+        (Status::Accepted, 2000)
+    );
+}
+
+/// 1,997 columns took 500 MB at the default 256 MiB budget: each Parquet column costs
+/// ~250 KiB whatever the data. The column limit follows the budget.
+#[test]
+fn adversarial_columns_past_what_the_budget_holds_are_refused() {
+    let limits = snowcast::domain::contract::Limits::default();
+    let default = ConvertSettings::default().record_limits(limits);
+    assert_eq!(default.max_fields, 512, "(256 MiB / 2 + 32 MiB) / 320 KiB");
+    let large = ConvertSettings::default()
+        .with_memory_budget(2 << 30)
+        .record_limits(limits);
+    assert_eq!(
+        large.max_fields, 2000,
+        "the contract's limit, when the budget holds it"
+    );
+}

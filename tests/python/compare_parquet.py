@@ -33,8 +33,9 @@ def expected(value: str, column: dict):
         return datetime.date.fromisoformat(value)
     if kind.startswith("decimal"):
         scale = int(kind.split(",")[1].rstrip(")"))
+        # Exact: the converter rejects digits past the scale, so only zeros are dropped.
         return decimal.Decimal(value).quantize(decimal.Decimal(1).scaleb(-scale),
-                                               rounding=decimal.ROUND_HALF_UP)
+                                               context=decimal.Context(traps=[decimal.Inexact]))
     raise ValueError(f"unsupported type {kind}")
 
 

@@ -141,14 +141,15 @@ impl Converter {
     ) -> Result<Pass> {
         let started = std::time::Instant::now();
         let mut manifest = self.empty_manifest();
-        let decompressed = input::decompress(raw).await?;
+        let window = input::zstd_window_log_max(self.settings.memory_budget);
+        let decompressed = input::decompress(raw, window).await?;
         manifest.source.compression = Some(decompressed.compression.as_str().to_string());
         let declared = self
             .contract
             .as_ref()
             .map_or(TextEncoding::default(), |c| c.encoding);
         let mut text = TextReader::new(decompressed, declared);
-        let mut rejects = RejectLog::new(keys.rejects.clone());
+        let mut rejects = RejectLog::new(keys.rejects.clone(), self.settings.max_reject_bytes);
         let outcome = self
             .job(keys)
             .read(&mut text, sink, &mut manifest, &mut rejects, widened)
@@ -181,6 +182,7 @@ impl Converter {
             }
         };
         manifest.rows_invalid = rejects.count();
+        manifest.rejects_omitted = rejects.omitted();
         manifest.rejects = rejects.commit(sink).await?;
         manifest.record_files(files);
         manifest.timings.finalize_ms = finalize_started.elapsed().as_millis() as u64;

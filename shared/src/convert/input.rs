@@ -14,7 +14,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
+use async_compression::{
+    codecs::zstd::params::DParameter,
+    tokio::bufread::{GzipDecoder, ZstdDecoder},
+};
 use encoding_rs::{Decoder, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 
@@ -78,8 +81,17 @@ impl AsyncRead for Watched {
     }
 }
 
-/// Peeks at the first bytes and wraps the source in the decompressor they call for.
-pub async fn decompress(source: ByteSource) -> Result<Decompressed> {
+/// The largest zstd window (log2 bytes) a memory budget allows: the decoder holds a whole
+/// window, so a frame made with `--long` must fit in half the budget; never above zstd's
+/// own default limit (2^27), never below its smallest window (2^10).
+pub fn zstd_window_log_max(memory_budget: usize) -> u32 {
+    let half = (memory_budget / 2).max(1);
+    (usize::BITS - 1 - half.leading_zeros()).clamp(10, 27)
+}
+
+/// Peeks at the first bytes and wraps the source in the decompressor they call for; a
+/// zstd frame whose window is over `zstd_window_log_max` fails to decode (a rejected file).
+pub async fn decompress(source: ByteSource, zstd_window_log_max: u32) -> Result<Decompressed> {
     let source_failed = Arc::new(AtomicBool::new(false));
     let mut source = Watched {
         inner: source,
@@ -112,7 +124,9 @@ pub async fn decompress(source: ByteSource) -> Result<Decompressed> {
             Box::new(decoder)
         }
         Compression::Zstd => {
-            let mut decoder = ZstdDecoder::new(BufReader::with_capacity(CHUNK, rejoined));
+            let window = DParameter::window_log_max(zstd_window_log_max);
+            let mut decoder =
+                ZstdDecoder::with_params(BufReader::with_capacity(CHUNK, rejoined), &[window]);
             decoder.multiple_members(true);
             Box::new(decoder)
         }

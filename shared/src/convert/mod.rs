@@ -40,6 +40,6 @@ mod sniff;
 mod values;
 
 pub use converter::Converter;
-pub use input::{Compression, DetectedEncoding};
+pub use input::{Compression, DetectedEncoding, zstd_window_log_max};
 pub use records::RecordLimits;
 pub use settings::ConvertSettings;

@@ -632,6 +632,10 @@ pub struct RejectLog {
     upload: Option<Box<dyn ObjectUpload>>,
     buffer: Vec<u8>,
     count: u64,
+    /// Lines past this many bytes are counted in `omitted`, not written.
+    max_bytes: u64,
+    logged_bytes: u64,
+    omitted: u64,
 }
 
 /// One rejected record.
@@ -664,18 +668,27 @@ struct RejectLine<'a> {
 }
 
 impl RejectLog {
-    pub fn new(key: String) -> Self {
+    /// A log of at most `max_bytes`; the rows rejected after it is full are only counted.
+    pub fn new(key: String, max_bytes: u64) -> Self {
         RejectLog {
             key,
             upload: None,
             buffer: Vec::new(),
             count: 0,
+            max_bytes,
+            logged_bytes: 0,
+            omitted: 0,
         }
     }
 
     /// Rows rejected so far.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Rejected rows counted but not listed, the log being full.
+    pub fn omitted(&self) -> u64 {
+        self.omitted
     }
 
     /// Records one bad record (in memory until the next [`RejectLog::drain`]).
@@ -700,9 +713,17 @@ impl RejectLog {
             fields,
             truncated: rejected.preview,
         };
+        let start = self.buffer.len();
         serde_json::to_writer(&mut self.buffer, &line)?;
         self.buffer.push(b'\n');
         self.count += rejected.rows;
+        let size = (self.buffer.len() - start) as u64;
+        if self.logged_bytes + size > self.max_bytes {
+            self.buffer.truncate(start);
+            self.omitted += rejected.rows;
+        } else {
+            self.logged_bytes += size;
+        }
         Ok(())
     }
 
@@ -725,8 +746,21 @@ impl RejectLog {
             .await
     }
 
-    /// Commits the log if any row was rejected; returns its location.
+    /// Commits the log if any row was rejected; returns its location. A full log ends with
+    /// a line saying how many rows it leaves out.
     pub async fn commit(mut self, sink: &dyn ObjectSink) -> Result<Option<String>> {
+        if self.omitted > 0 {
+            let note = serde_json::json!({
+                "omitted_rows": self.omitted,
+                "reason": format!(
+                    "the reject log reached its limit of {} bytes; later rejected rows are \
+                     counted, not listed (the source file keeps them)",
+                    self.max_bytes
+                ),
+            });
+            serde_json::to_writer(&mut self.buffer, &note)?;
+            self.buffer.push(b'\n');
+        }
         if let Err(error) = self.drain(sink, 0, true).await {
             self.abort().await;
             return Err(error);

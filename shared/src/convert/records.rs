@@ -54,6 +54,14 @@ impl Malformed {
 
     /// The reason written to the reject log.
     pub fn reason(&self, rows: u64) -> String {
+        let reason = self.what(rows);
+        match (self, rows) {
+            (Malformed::UnclosedQuote { .. }, _) | (_, 0..=1) => reason,
+            _ => format!("{reason}; its quotes span {rows} physical records, all rejected"),
+        }
+    }
+
+    fn what(&self, rows: u64) -> String {
         match *self {
             Malformed::TextAfterQuote { .. } => "text after the closing quote of a quoted \
                 field (a quote inside a quoted field is written \"\", not \\\")"
@@ -68,9 +76,10 @@ impl Malformed {
             Malformed::RecordTooLarge { limit } => {
                 format!("record larger than the limit of {limit} bytes")
             }
-            Malformed::TooManyFields { limit } => {
-                format!("record has more than the limit of {limit} fields")
-            }
+            Malformed::TooManyFields { limit } => format!(
+                "record has more than the limit of {limit} fields (the contract's \
+                 limits.max_columns, or what the memory budget holds at ~320 KiB a column)"
+            ),
         }
     }
 }
@@ -117,8 +126,8 @@ impl<'a> Record<'a> {
         (0..self.len()).map(|i| self.field(i))
     }
 
-    /// Physical records this record stands for: 1, or for an unclosed quote, the record
-    /// plus every non-blank line it swallowed.
+    /// Physical records this record stands for: 1, or for a malformed record (an unclosed
+    /// or stray quote), the record plus every non-blank line its quotes swallowed.
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -153,7 +162,7 @@ pub struct RecordSplitter {
     field_bytes: usize,
     record_bytes: usize,
     malformed: Option<Malformed>,
-    /// Non-blank lines after the opening quote of the current quoted field.
+    /// Non-blank lines started inside the quoted fields of the current record.
     lines_in_quote: u64,
     /// Inside a quoted field, the last byte seen ended a line.
     at_line_end: bool,
@@ -225,7 +234,6 @@ impl RecordSplitter {
     /// The first byte of a field decides whether it is quoted.
     fn field_start(&mut self, byte: u8) -> usize {
         if byte == b'"' {
-            self.lines_in_quote = 0;
             self.at_line_end = false;
             self.state = State::Quoted;
             1
@@ -367,9 +375,12 @@ impl RecordSplitter {
             self.state = State::FieldStart;
             return Ok(());
         }
+        // A malformed record stands for every physical record its quotes swallowed (a
+        // stray quote closed 100,000 lines later is one bad record of 100,001 rows); a
+        // well-formed record with line ends inside quotes is one row.
         let rows = match self.malformed {
-            Some(Malformed::UnclosedQuote { .. }) => 1 + self.lines_in_quote,
-            _ => 1,
+            Some(_) => 1 + self.lines_in_quote,
+            None => 1,
         };
         let record = Record {
             data: &self.data,
@@ -385,6 +396,7 @@ impl RecordSplitter {
         self.field_count = 0;
         self.field_start = 0;
         self.record_bytes = 0;
+        self.lines_in_quote = 0;
         self.malformed = None;
         self.state = State::RecordStart;
         outcome
@@ -543,9 +555,10 @@ mod tests {
                 Some(Malformed::UnclosedQuote { field: 1 })
             );
         }
-        // A closed multi-line field before the open one is not counted twice.
+        // A malformed record counts each physical line it spans once, the closed
+        // multi-line field's included.
         let text = b"a,\"l1\nl2\",\"open\nx\n";
-        assert_eq!(split_with(text, 2, LIMITS)[0].rows, 2);
+        assert_eq!(split_with(text, 2, LIMITS)[0].rows, 3);
         // Past the size limits, the open quote is still the reason and still counts.
         let small = RecordLimits {
             max_field_bytes: 4,

@@ -35,6 +35,9 @@ pub struct ConvertSettings {
     pub upload_chunk_bytes: usize,
     /// Most bytes partitioning may spill; a file that needs more is rejected.
     pub max_spill_bytes: u64,
+    /// Most bytes of reject log; rows rejected past it are counted, not listed (the bronze
+    /// file keeps them), so a small compressed file of garbage cannot write gigabytes.
+    pub max_reject_bytes: u64,
     /// When to give up (the Lambda's deadline margin): the conversion stops between
     /// chunks and partitions and aborts its uploads itself.
     pub deadline: Option<Instant>,
@@ -51,6 +54,7 @@ impl Default for ConvertSettings {
             spill_dir: std::env::temp_dir(),
             upload_chunk_bytes: 8 << 20,
             max_spill_bytes: 4 << 30,
+            max_reject_bytes: 64 << 20,
             deadline: None,
         }
     }
@@ -76,13 +80,17 @@ impl ConvertSettings {
     }
 
     /// The record limits in force: the contract's, with records capped at an eighth of the
-    /// memory budget (a record is held by the splitter, its batch and its page at once).
+    /// memory budget (a record is held by the splitter, its batch and its page at once), and
+    /// columns at what half the budget plus half the fixed allowance hold: every Parquet
+    /// column keeps its own encoder, page buffers and zstd context, about
+    /// [`COLUMN_OVERHEAD_BYTES`] whatever the data.
     pub fn record_limits(&self, limits: Limits) -> RecordLimits {
         let record = limits.max_record_bytes.min(self.memory_budget / 8).max(1);
+        let columns = (self.memory_budget / 2 + COLUMN_ALLOWANCE_BYTES) / COLUMN_OVERHEAD_BYTES;
         RecordLimits {
             max_field_bytes: limits.max_field_bytes.min(record),
             max_record_bytes: record,
-            max_fields: limits.max_columns,
+            max_fields: limits.max_columns.min(columns),
         }
     }
 
@@ -97,11 +105,19 @@ impl ConvertSettings {
     }
 }
 
+/// Memory one Parquet column costs while a file is written, measured with 2,000 short
+/// string columns (about 250 KiB each), rounded up.
+pub const COLUMN_OVERHEAD_BYTES: usize = 320 << 10;
+/// Part of the fixed 64 MiB over the budget that columns may use, so small budgets still
+/// take ordinary files (a 1 MiB budget: 104 columns).
+const COLUMN_ALLOWANCE_BYTES: usize = 32 << 20;
+
 impl ConvertSettings {
     /// `SNOWCAST_MEMORY_BUDGET_MB` if set, else 60% of the Lambda's memory
     /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`), else 256 MiB; `SNOWCAST_SPILL_DIR` (default the
     /// system temp dir, /tmp on Lambda); `SNOWCAST_MAX_SPILL_MB` (default 4096; set it below
-    /// the function's ephemeral storage); `SNOWCAST_ZSTD_LEVEL` (default 3).
+    /// the function's ephemeral storage); `SNOWCAST_MAX_REJECT_MB` (default 64);
+    /// `SNOWCAST_ZSTD_LEVEL` (default 3).
     pub fn from_env() -> Result<Self> {
         let mut settings = ConvertSettings::default();
         if let Some(mb) = env::number::<usize>("SNOWCAST_MEMORY_BUDGET_MB")? {
@@ -114,6 +130,9 @@ impl ConvertSettings {
         }
         if let Some(mb) = env::number::<u64>("SNOWCAST_MAX_SPILL_MB")? {
             settings.max_spill_bytes = mb << 20;
+        }
+        if let Some(mb) = env::number::<u64>("SNOWCAST_MAX_REJECT_MB")? {
+            settings.max_reject_bytes = mb << 20;
         }
         if let Some(level) = env::number("SNOWCAST_ZSTD_LEVEL")? {
             settings.zstd_level = level;

@@ -17,7 +17,9 @@ use super::{
 };
 
 /// Delimiters tried when a contract does not fix one, in order of preference on a tie.
-pub const CANDIDATE_DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+/// `;` comes before `,`: where both split every record alike, the commas are decimal
+/// commas (`A1;4,50`), as in the locales that use `;` because `,` is taken.
+pub const CANDIDATE_DELIMITERS: [u8; 4] = [b';', b',', b'\t', b'|'];
 /// Records compared when sniffing the delimiter.
 const DELIMITER_SAMPLE_RECORDS: usize = 200;
 /// Digits a decimal can hold (Snowflake's NUMBER and Parquet's DECIMAL both stop at 38).
@@ -318,7 +320,9 @@ mod tests {
         assert_eq!(sniff(b"a;b;c\n1;2,5;3\n"), ';');
         assert_eq!(sniff(b"a\tb\n\"x\ty\"\t2\n"), '\t');
         assert_eq!(sniff(b"a|b\n1|2\n"), '|');
-        assert_eq!(sniff(b"a,b;c\n1,2;3\n"), ',');
+        // A full tie goes to `;`: the commas are read as decimal commas.
+        assert_eq!(sniff(b"a,b;c\n1,2;3\n"), ';');
+        assert_eq!(sniff(b"a,b\nx;y,2\n"), ',');
         assert_eq!(sniff(b"only\n1\n"), ',');
     }
 

@@ -4,7 +4,7 @@
 //! paths: they run once per field of every row. Anything else falls back to chrono with the
 //! contract's format. Errors are short reasons that end up in the reject file.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
@@ -62,8 +62,9 @@ pub fn parse_float(field: &[u8], decimal_comma: bool) -> Result<f64, ParseError>
     }
 }
 
-/// Parses a decimal into its unscaled integer at `scale`, rounding half away from zero
-/// beyond `scale` digits (as Snowflake does when loading into NUMBER(p,s)).
+/// Parses a decimal into its unscaled integer at `scale`. Digits beyond `scale` must be
+/// zeros: `10.005` in a scale-2 column is rejected, never rounded (Snowflake would round
+/// it on load; the converter does not change values).
 pub fn parse_decimal(
     field: &[u8],
     precision: u8,
@@ -81,9 +82,6 @@ pub fn parse_decimal(
     for _ in digits.fraction_digits.min(scale)..scale {
         unscaled *= 10;
     }
-    if digits.round_up {
-        unscaled += 1;
-    }
     if digits.integer_digits + scale > precision as usize
         || unscaled >= 10i128.pow(precision as u32)
     {
@@ -98,10 +96,8 @@ struct DecimalDigits {
     unscaled: i128,
     /// Integer digits, leading zeros left out (they do not count toward precision).
     integer_digits: usize,
-    /// Fraction digits, kept or not.
+    /// Fraction digits, kept or (zeros past the scale) dropped.
     fraction_digits: usize,
-    /// The first digit dropped was 5 or more (half away from zero).
-    round_up: bool,
 }
 
 impl DecimalDigits {
@@ -111,7 +107,6 @@ impl DecimalDigits {
             unscaled: 0,
             integer_digits: 0,
             fraction_digits: 0,
-            round_up: false,
         };
         let (mut seen_separator, mut any_digit) = (false, false);
         for &b in body {
@@ -127,8 +122,9 @@ impl DecimalDigits {
             if seen_separator {
                 digits.fraction_digits += 1;
                 if digits.fraction_digits > scale {
-                    // Only the first dropped digit decides the rounding.
-                    digits.round_up |= digits.fraction_digits == scale + 1 && digit >= 5;
+                    if digit != 0 {
+                        return Err("more decimal places than the column's scale");
+                    }
                     continue;
                 }
             } else if digits.integer_digits == 0 && digit == 0 {
@@ -195,25 +191,31 @@ pub fn parse_date(field: &[u8], format: &TemporalFormat) -> Result<i32, ParseErr
     }
 }
 
-/// Microseconds since the Unix epoch, UTC.
+/// Microseconds since the Unix epoch, UTC. A value a microsecond timestamp cannot hold
+/// exactly (digits below the microsecond, a leap second `:60`) is an error, not rounded.
 pub fn parse_timestamp(field: &[u8], format: &TemporalFormat) -> Result<i64, ParseError> {
     let text = std::str::from_utf8(field).map_err(|_| "not a timestamp")?;
-    let micros = match format {
+    let parsed = match format {
         TemporalFormat::Iso => iso_timestamp(text),
         TemporalFormat::Chrono {
             format,
             has_offset: true,
         } => DateTime::parse_from_str(text, format)
             .ok()
-            .map(|t| t.timestamp_micros()),
+            .map(|t| (t.timestamp_micros(), t.nanosecond())),
         TemporalFormat::Chrono {
             format,
             has_offset: false,
         } => NaiveDateTime::parse_from_str(text, format)
             .ok()
-            .map(|t| t.and_utc().timestamp_micros()),
+            .map(|t| (t.and_utc().timestamp_micros(), t.nanosecond())),
     };
-    micros.ok_or("not a timestamp")
+    match parsed {
+        None => Err("not a timestamp"),
+        Some((_, nanos)) if nanos >= 1_000_000_000 => Err("a leap second cannot be stored"),
+        Some((_, nanos)) if nanos % 1_000 != 0 => Err("more precision than microseconds"),
+        Some((micros, _)) => Ok(micros),
+    }
 }
 
 /// `YYYY-MM-DD`, checked for calendar validity.
@@ -261,20 +263,21 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
     chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_FROM_CE
 }
 
-/// RFC 3339 with offset, or `YYYY-MM-DD[T ]HH:MM:SS[.fff]` read as UTC, or a bare date.
-fn iso_timestamp(text: &str) -> Option<i64> {
+/// RFC 3339 with offset, or `YYYY-MM-DD[T ]HH:MM:SS[.fff]` read as UTC, or a bare date:
+/// microseconds and the nanosecond field (to check exactness).
+fn iso_timestamp(text: &str) -> Option<(i64, u32)> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_micros());
+        return Some((t.timestamp_micros(), t.nanosecond()));
     }
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(t.and_utc().timestamp_micros());
+            return Some((t.and_utc().timestamp_micros(), t.nanosecond()));
         }
     }
     if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
-        return Some(t.timestamp_micros());
+        return Some((t.timestamp_micros(), t.nanosecond()));
     }
-    iso_date(text.as_bytes()).map(|days| days as i64 * 86_400_000_000)
+    iso_date(text.as_bytes()).map(|days| (days as i64 * 86_400_000_000, 0))
 }
 
 /// `YYYY-MM-DD` of a day number, for partition values.
@@ -318,17 +321,26 @@ mod tests {
     }
 
     #[test]
-    fn decimals_scale_round_and_check_precision() {
+    fn decimals_scale_check_precision_and_never_round() {
         assert_eq!(parse_decimal(b"12.3", 5, 2, b'.'), Ok(1230));
-        assert_eq!(parse_decimal(b"-0.005", 5, 2, b'.'), Ok(-1));
-        assert_eq!(parse_decimal(b"0.004", 5, 2, b'.'), Ok(0));
+        assert_eq!(
+            parse_decimal(b"12.300", 5, 2, b'.'),
+            Ok(1230),
+            "zeros past the scale"
+        );
+        assert!(parse_decimal(b"-0.005", 5, 2, b'.').is_err());
+        assert!(
+            parse_decimal(b"10.005", 14, 2, b'.').is_err(),
+            "not rounded to 10.01"
+        );
+        assert!(
+            parse_decimal(b"0.00001", 12, 4, b'.').is_err(),
+            "not rounded to 0"
+        );
         assert_eq!(parse_decimal(b"1,25", 5, 2, b','), Ok(125));
         assert_eq!(parse_decimal(b"007", 3, 0, b'.'), Ok(7));
         assert_eq!(parse_decimal(b"999.99", 5, 2, b'.'), Ok(99999));
-        assert!(
-            parse_decimal(b"999.995", 5, 2, b'.').is_err(),
-            "rounds past precision"
-        );
+        assert!(parse_decimal(b"999.995", 5, 2, b'.').is_err());
         assert!(parse_decimal(b"1000", 5, 2, b'.').is_err());
         assert!(parse_decimal(b"1.2.3", 5, 2, b'.').is_err());
         assert!(parse_decimal(b".", 5, 2, b'.').is_err());

@@ -71,6 +71,10 @@ pub struct Timings {
     pub total_ms: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The converter's report for one source object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -106,6 +110,9 @@ pub struct Manifest {
     pub files: Vec<ManifestFile>,
     /// Location of the reject file, or `None` when no row was invalid.
     pub rejects: Option<String>,
+    /// Rejected rows counted but not listed in the reject file (it reached its size limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejects_omitted: u64,
     /// Hive partitions written.
     pub partitions: Vec<String>,
     /// Value of `_ingested_at` in every row.
@@ -148,6 +155,7 @@ impl Manifest {
             rows_written: 0,
             rows_rejected: 0,
             rows_invalid: 0,
+            rejects_omitted: 0,
             files: Vec::new(),
             rejects: None,
             partitions: Vec::new(),

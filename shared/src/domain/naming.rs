@@ -109,12 +109,16 @@ pub fn validate_tenant(tenant: &str) -> Result<()> {
 
 /// Checks a dataset name: a lower snake_case identifier.
 pub fn validate_dataset(dataset: &str) -> Result<()> {
-    if is_identifier(dataset) && dataset.len() <= 64 {
+    // A leading `_` names the silver bucket's own areas (`_rejects`, `_manifests`, ...).
+    if is_identifier(dataset) && dataset.len() <= 64 && !dataset.starts_with('_') {
         Ok(())
     } else {
         Err(Error::invalid(
             "dataset",
-            format!("{dataset:?} must be a lower snake_case identifier of at most 64 characters"),
+            format!(
+                "{dataset:?} must be a lower snake_case identifier of at most 64 characters, \
+                 not starting with _ (reserved for _rejects, _manifests and the like)"
+            ),
         ))
     }
 }

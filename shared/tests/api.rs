@@ -754,13 +754,35 @@ async fn cognito_claims_name_the_tenant_and_the_scope_claim_grants_scopes() {
         send(app.clone(), request)
     };
     let claims = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
-    let ok = ask(claims(&[("custom:tenant_id", "acme"), ("sub", "u"), ("scope", "openid forecast:read")])).await;
+    let ok = ask(claims(&[
+        ("custom:tenant_id", "acme"),
+        ("sub", "u"),
+        ("scope", "openid forecast:read"),
+    ]))
+    .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
     assert_eq!(ok.json()["items"][1]["manual_quantity"], 12, "acme's data");
-    let plain = ask(claims(&[("tenant_id", "acme"), ("sub", "u"), ("scope", "forecast:read")])).await;
-    assert_eq!(plain.status, StatusCode::UNAUTHORIZED, "only the configured claim counts");
-    let array = ask(claims(&[("custom:tenant_id", "acme"), ("sub", "u"), ("scope", "[forecast:write]")])).await;
+    let plain = ask(claims(&[
+        ("tenant_id", "acme"),
+        ("sub", "u"),
+        ("scope", "forecast:read"),
+    ]))
+    .await;
+    assert_eq!(
+        plain.status,
+        StatusCode::UNAUTHORIZED,
+        "only the configured claim counts"
+    );
+    let array = ask(claims(&[
+        ("custom:tenant_id", "acme"),
+        ("sub", "u"),
+        ("scope", "[forecast:write]"),
+    ]))
+    .await;
     assert_eq!(array.status, StatusCode::FORBIDDEN);
 }

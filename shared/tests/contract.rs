@@ -67,8 +67,12 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let schemathesis = std::path::Path::new(&python::python()).with_file_name("schemathesis");
+    // schemathesis keeps a cache in its working directory: not the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
+            .current_dir(cwd)
             .args([
                 "run",
                 &format!("http://{address}/v1/openapi.json"),

@@ -160,6 +160,21 @@ async fn main() {
         )
     })
     .await;
+    time(
+        &router,
+        "GET /v1/edits/history, one SKU, of 3,300 changes",
+        &|i| {
+            request(
+                "GET",
+                &format!(
+                    "/v1/edits/history?sku_id=SKU-{:04}&from=2026-01-01&to=2026-12-31&limit=50",
+                    i % SKUS
+                ),
+                None,
+            )
+        },
+    )
+    .await;
     time(&router, "POST /v1/edits, 100 edits", &|i| {
         let edits: Vec<String> = (0..100)
             .map(|k| {
@@ -174,20 +189,5 @@ async fn main() {
         let body = format!("{{\"edits\":[{}]}}", edits.join(","));
         request("POST", "/v1/edits", Some(("application/json", body)))
     })
-    .await;
-    time(
-        &router,
-        "GET /v1/edits/history, one SKU, 50 entries",
-        &|i| {
-            request(
-                "GET",
-                &format!(
-                    "/v1/edits/history?sku_id=SKU-{:04}&from=2026-01-01&to=2026-12-31&limit=50",
-                    i % SKUS
-                ),
-                None,
-            )
-        },
-    )
     .await;
 }

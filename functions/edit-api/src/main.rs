@@ -5,11 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use lambda_http::Error;
 use snowcast::{
-    adapters::{
-        api_gateway::gateway_context,
-        aws::{self, secrets::SecretsManagerSecret},
-        snowflake::forecast::SnowflakeForecastStore,
-    },
+    adapters::{api_gateway::gateway_context, snowflake::forecast::SnowflakeForecastStore},
     lambda::telemetry,
     services::api::{self, EditorState, config::ApiConfig},
 };
@@ -18,20 +14,14 @@ use snowcast::{
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = ApiConfig::from_env()?;
-    let sdk = aws::load_config(None).await;
-    let secret = SecretsManagerSecret::new(aws::secrets_client(&sdk), config.secret_id);
     let timeout = Duration::from_secs(config.statement_timeout_seconds);
-    // The secret is read and its key parsed now: a bad secret fails the init, once.
-    let store = SnowflakeForecastStore::open(
-        Arc::new(secret),
+    let store = SnowflakeForecastStore::open_from_secrets_manager(
+        &config.secret_id,
         config.base_url,
         "snowcast:edit-api",
         timeout,
     )
-    .await
-    .inspect_err(
-        |error| tracing::error!(%error, "cannot open the Snowflake session; check the secret"),
-    )?;
+    .await?;
     let store = Arc::new(store);
     let state = EditorState {
         edits: store.clone(),

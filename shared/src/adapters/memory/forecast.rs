@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
     domain::forecast::{
-        Cell, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry, HistoryQuery,
-        Note, Op, Quantity, SkuId, TenantId, Version,
+        Cell, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
+        HistoryQuery, Note, Op, Quantity, SkuId, TenantId, Version,
     },
     error::{Error, Result},
     ports::forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
@@ -171,6 +171,11 @@ impl State {
     }
 }
 
+/// Whether a cell is in the days and (if one is named) the SKU a query asks for.
+fn selects(range: &DateRange, wanted: Option<&SkuId>, sku: &SkuId, date: NaiveDate) -> bool {
+    range.contains(date) && wanted.is_none_or(|wanted| wanted == sku)
+}
+
 /// The first `limit` cells of `cells` that `query` selects, in order.
 fn first_cells<V>(
     cells: Option<&Cells<V>>,
@@ -198,9 +203,7 @@ fn first_cells<V>(
     cells
         .range((lower, upper))
         .map(|(key, _)| key)
-        .filter(|(sku, date)| {
-            query.range.contains(*date) && query.sku_id.as_ref().is_none_or(|wanted| wanted == sku)
-        })
+        .filter(|(sku, date)| selects(&query.range, query.sku_id.as_ref(), sku, *date))
         .take(limit)
         .cloned()
         .collect()
@@ -316,10 +319,7 @@ impl EditStore for MemoryForecastStore {
         };
         Ok(edits
             .iter()
-            .filter(|((sku, date), _)| {
-                query.range.contains(*date)
-                    && query.sku_id.as_ref().is_none_or(|wanted| wanted == sku)
-            })
+            .filter(|((sku, date), _)| selects(&query.range, query.sku_id.as_ref(), sku, *date))
             .map(|(_, edit)| edit.clone())
             .take(query.limit)
             .collect())
@@ -333,12 +333,12 @@ impl EditStore for MemoryForecastStore {
             .into_iter()
             .flatten()
             .filter(|entry| {
-                query.range.contains(entry.cell.date)
-                    && query
-                        .sku_id
-                        .as_ref()
-                        .is_none_or(|wanted| *wanted == entry.cell.sku_id)
-                    && query.after.is_none_or(|after| entry.seq > after)
+                selects(
+                    &query.range,
+                    query.sku_id.as_ref(),
+                    &entry.cell.sku_id,
+                    entry.cell.date,
+                ) && query.after.is_none_or(|after| entry.seq > after)
             })
             .take(query.limit + 1)
             .cloned()

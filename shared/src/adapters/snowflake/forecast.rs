@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     domain::forecast::{
-        Cell, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry, HistoryQuery,
-        Note, Op, Quantity, SkuId, TenantId, Version,
+        Cell, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
+        HistoryQuery, Note, Op, Quantity, SkuId, TenantId, Version,
     },
     error::{Error, Result},
     ports::{
@@ -58,6 +58,25 @@ impl SnowflakeForecastStore {
         )
         .with_deadline(timeout);
         Ok(SnowflakeForecastStore::new(sql))
+    }
+
+    /// [`SnowflakeForecastStore::open`] on a Secrets Manager secret, as the API functions
+    /// start: a bad secret fails the cold start with one clear log line.
+    #[cfg(feature = "secrets-manager")]
+    pub async fn open_from_secrets_manager(
+        secret_id: &str,
+        base_url: Option<String>,
+        query_tag: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
+        use crate::adapters::aws::{self, secrets::SecretsManagerSecret};
+        let sdk = aws::load_config(None).await;
+        let secret = SecretsManagerSecret::new(aws::secrets_client(&sdk), secret_id);
+        Self::open(Arc::new(secret), base_url, query_tag, timeout)
+            .await
+            .inspect_err(|error| {
+                tracing::error!(%error, "cannot open the Snowflake session; check the secret");
+            })
     }
 
     /// Calls `APPLY_EDITS`; a first edit of a cell that raced another one's insert fails on
@@ -242,6 +261,18 @@ fn sku_binding(sku: Option<&SkuId>) -> Binding {
     sku.map_or_else(|| Binding::null("TEXT"), |sku| Binding::text(sku.as_str()))
 }
 
+/// Tenant, days and SKU filter, as `EDITS` and `HISTORY` begin: tenant, from, to, sku, sku.
+fn scope_bindings(tenant: &TenantId, range: &DateRange, sku: Option<&SkuId>) -> Vec<Binding> {
+    let sku = sku_binding(sku);
+    vec![
+        Binding::text(tenant.as_str()),
+        Binding::date(range.from),
+        Binding::date(range.to),
+        sku.clone(),
+        sku,
+    ]
+}
+
 /// A row limit, one more than the page so the store can tell whether more follow.
 fn limit_binding(limit: usize) -> Binding {
     Binding::fixed(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -383,30 +414,16 @@ impl EditStore for SnowflakeForecastStore {
     }
 
     async fn edits(&self, tenant: &TenantId, query: &EditsQuery) -> Result<Vec<Edit>> {
-        let sku = sku_binding(query.sku_id.as_ref());
-        let bindings = [
-            Binding::text(tenant.as_str()),
-            Binding::date(query.range.from),
-            Binding::date(query.range.to),
-            sku.clone(),
-            sku,
-            limit_binding(query.limit),
-        ];
+        let mut bindings = scope_bindings(tenant, &query.range, query.sku_id.as_ref());
+        bindings.push(limit_binding(query.limit));
         let result = self.sql.execute(statements::EDITS, &bindings).await?;
         result.rows.iter().map(edit_of).collect()
     }
 
     async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {
-        let sku = sku_binding(query.sku_id.as_ref());
-        let bindings = [
-            Binding::text(tenant.as_str()),
-            Binding::date(query.range.from),
-            Binding::date(query.range.to),
-            sku.clone(),
-            sku,
-            Binding::fixed(query.after.unwrap_or(0)),
-            limit_binding(query.limit + 1),
-        ];
+        let mut bindings = scope_bindings(tenant, &query.range, query.sku_id.as_ref());
+        bindings.push(Binding::fixed(query.after.unwrap_or(0)));
+        bindings.push(limit_binding(query.limit + 1));
         let result = self.sql.execute(statements::HISTORY, &bindings).await?;
         page(result, query.limit, history_of)
     }

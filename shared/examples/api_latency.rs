@@ -103,12 +103,11 @@ async fn time(router: &Router, name: &str, make: &dyn Fn(usize) -> Request<Body>
 async fn main() {
     let store = Arc::new(seeded());
     let router = api::router(
-        ReaderState {
-            store: store.clone(),
-        },
+        ReaderState::uncached(store.clone()),
         EditorState {
             edits: store.clone(),
             prefs: store,
+            limits: None,
         },
         AuthConfig::default(),
     );

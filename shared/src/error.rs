@@ -83,6 +83,10 @@ pub enum Error {
     #[error("deadline: {0}")]
     Deadline(String),
 
+    /// An optional service (the Redis cache) is down or slow; callers fall back.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+
     /// Snowflake credentials are missing, unreadable or unusable (never includes secrets).
     #[error("credentials: {0}")]
     Credentials(String),
@@ -132,6 +136,7 @@ impl Error {
             Error::Queue { .. } => "Queue",
             Error::Event(_) => "Event",
             Error::Deadline(_) => "Deadline",
+            Error::Unavailable(_) => "Unavailable",
             Error::Credentials(_) => "Credentials",
             Error::Snowflake { .. } => "Snowflake",
             #[cfg(feature = "convert")]

@@ -85,12 +85,11 @@ fn ready<F: std::future::Future>(future: F) -> F::Output {
 fn router(store: &MemoryForecastStore) -> Router {
     let store = Arc::new(store.clone());
     api::router(
-        ReaderState {
-            store: store.clone(),
-        },
+        ReaderState::uncached(store.clone()),
         EditorState {
             edits: store.clone(),
             prefs: store,
+            limits: None,
         },
         AuthConfig::default(),
     )
@@ -199,12 +198,13 @@ async fn every_fixture_answers_the_status_in_its_name() {
             let store_arc = Arc::new(store.clone());
             let routes = match function {
                 "forecast-reader" => {
-                    api::reader(ReaderState { store: store_arc }, AuthConfig::default())
+                    api::reader(ReaderState::uncached(store_arc), AuthConfig::default())
                 }
                 _ => api::editor(
                     EditorState {
                         edits: store_arc.clone(),
                         prefs: store_arc,
+                        limits: None,
                     },
                     AuthConfig::default(),
                 ),
@@ -741,7 +741,7 @@ async fn cognito_claims_name_the_tenant_and_the_scope_claim_grants_scopes() {
     let cognito = AuthConfig {
         tenant_claim: "custom:tenant_id".into(),
     };
-    let app = api::reader(ReaderState { store: shared }, cognito);
+    let app = api::reader(ReaderState::uncached(shared), cognito);
     let ask = |claims: HashMap<String, String>| {
         let mut request = Request::builder()
             .uri("/v1/forecast?from=2026-01-01&to=2026-01-02&sku_id=SKU-1")

@@ -52,12 +52,11 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     }
     let store = Arc::new(store);
     let app = api::router(
-        ReaderState {
-            store: store.clone(),
-        },
+        ReaderState::uncached(store.clone()),
         EditorState {
             edits: store.clone(),
             prefs: store,
+            limits: None,
         },
         AuthConfig::default(),
     )

@@ -1,19 +1,39 @@
 //! edit-api: the planners' edits, their history and preferences, behind API Gateway's JWT
-//! authorizer. Wiring only; the routes are `snowcast::services::api::editor`.
+//! authorizer; every committed edit bumps the tenant's cache generation. Wiring only; the
+//! routes are `snowcast::services::api::editor`.
 
 use std::{sync::Arc, time::Duration};
 
 use lambda_http::Error;
 use snowcast::{
-    adapters::{api_gateway::gateway_context, snowflake::forecast::SnowflakeForecastStore},
+    adapters::{
+        api_gateway::gateway_context,
+        memory::cache::{LocalGenerations, LocalRateLimiter},
+        redis::Redis,
+        snowflake::forecast::SnowflakeForecastStore,
+    },
     lambda::telemetry,
-    services::api::{self, EditorState, config::ApiConfig},
+    ports::cache::{Generations, RateLimiter},
+    services::api::{
+        self, EditorState,
+        cache::{InvalidatingEdits, TieredGenerations},
+        config::ApiConfig,
+        limit::RateLimits,
+    },
 };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = ApiConfig::from_env()?;
+    let redis = match &config.redis {
+        Some(redis) => Some(Arc::new(Redis::connect(
+            &redis.url,
+            redis.cluster,
+            redis.timeout,
+        )?)),
+        None => None,
+    };
     let timeout = Duration::from_secs(config.statement_timeout_seconds);
     let store = SnowflakeForecastStore::open_from_secrets_manager(
         &config.secret_id,
@@ -23,9 +43,19 @@ async fn main() -> Result<(), Error> {
     )
     .await?;
     let store = Arc::new(store);
+    let generations = Arc::new(TieredGenerations::new(
+        redis.clone().map(|redis| redis as Arc<dyn Generations>),
+        Arc::new(LocalGenerations::default()),
+    ));
+    let limits = RateLimits::new(
+        config.quotas,
+        redis.clone().map(|redis| redis as Arc<dyn RateLimiter>),
+        Arc::new(LocalRateLimiter::default()),
+    );
     let state = EditorState {
-        edits: store.clone(),
+        edits: Arc::new(InvalidatingEdits::new(store.clone(), generations)),
         prefs: store,
+        limits: Some(Arc::new(limits)),
     };
     let router = api::editor(state, config.auth).layer(axum::middleware::from_fn(gateway_context));
     lambda_http::run(router).await

@@ -6,6 +6,8 @@
 //! - [`aws`]: S3 and SQS (feature `aws`), Secrets Manager (feature `secrets-manager`).
 //! - [`snowflake`]: the session, Snowpipe REST and the SQL API v2 (feature `snowflake`).
 //! - [`local`]: a directory, a file, a JSON secret file (the CLI, the local stack, tests).
+//! - [`redis`]: generations, the shared page cache and rate limits in Redis/Valkey
+//!   (feature `redis`).
 //! - [`memory`]: in-memory twins of every port, for unit tests and fuzzing.
 //!
 //! May import: `ports`, `domain`, `error` (and `lambda::env` for their settings); never a
@@ -17,5 +19,7 @@ pub mod api_gateway;
 pub mod aws;
 pub mod local;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "snowflake")]
 pub mod snowflake;

@@ -7,6 +7,7 @@
 //! - [`keys`]: the one key identity: bronze layout, fingerprint, silver keys, lineage.
 //! - [`manifest`]: the converter's report, and the load messages derived from it.
 //! - [`naming`]: identifiers, header names, tenant and dataset rules.
+//! - [`rate_limit`]: per-tenant quotas and the GCRA arithmetic that enforces them.
 //!
 //! May import: `error` only.
 
@@ -16,3 +17,4 @@ pub mod identity;
 pub mod keys;
 pub mod manifest;
 pub mod naming;
+pub mod rate_limit;

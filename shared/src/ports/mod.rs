@@ -2,6 +2,8 @@
 //! adapters in `adapters/` (production and embedded) and by an in-memory twin in
 //! `adapters::memory` for the services' unit tests.
 //!
+//! - [`cache`]: per-tenant generations, the shared page cache and the rate limiter
+//!   (Redis, in-process).
 //! - [`forecast`]: the forecast, manual edits, their history and preferences (Snowflake,
 //!   memory).
 //! - [`storage`]: objects read as streams and written as uploads (S3, a directory, memory).
@@ -11,6 +13,7 @@
 //!
 //! May import: `domain`, `error`.
 
+pub mod cache;
 pub mod forecast;
 pub mod loader;
 pub mod queue;

@@ -3,6 +3,7 @@
 //! upload is invisible until committed, a pinned read fails once the object changed, a
 //! loader stops at its first failure.
 
+pub mod cache;
 pub mod forecast;
 
 use std::{

@@ -9,7 +9,10 @@
 //! exported page can be sent back and only the changed cells become edits.
 
 use super::problem::ApiError;
-use crate::domain::forecast::{Cell, EditInput, ForecastRow, Note, Quantity, SkuId, parse_date};
+use crate::{
+    domain::forecast::{Cell, EditInput, ForecastRow, Note, Quantity, SkuId, parse_date},
+    error::Error,
+};
 
 /// Media type of the CSV bodies.
 pub const TEXT_CSV: &str = "text/csv; charset=utf-8";
@@ -24,9 +27,9 @@ const HEADER: [&str; 7] = [
 ];
 
 /// Writes forecast rows as CSV (RFC 4180 quoting; values verbatim).
-pub fn write_forecast(rows: &[ForecastRow]) -> Result<Vec<u8>, ApiError> {
+pub fn write_forecast(rows: &[ForecastRow]) -> crate::error::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let failed = |error: csv::Error| ApiError::BadRequest(format!("cannot write CSV: {error}"));
+    let failed = |error: csv::Error| Error::io("writing CSV", std::io::Error::other(error));
     writer.write_record(HEADER).map_err(failed)?;
     let text = |quantity: Option<Quantity>| quantity.map(|q| q.to_string()).unwrap_or_default();
     for row in rows {
@@ -43,7 +46,7 @@ pub fn write_forecast(rows: &[ForecastRow]) -> Result<Vec<u8>, ApiError> {
     }
     writer
         .into_inner()
-        .map_err(|error| ApiError::BadRequest(format!("cannot write CSV: {error}")))
+        .map_err(|error| Error::io("writing CSV", error.into_error()))
 }
 
 /// Edits read from a CSV body, and how many rows were not edits.

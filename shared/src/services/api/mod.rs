@@ -9,14 +9,18 @@
 //! front inserts the [`auth::Claims`]: API Gateway's authorizer in Lambda
 //! (`adapters::api_gateway`), the local token check locally.
 //!
-//! The seam for the cache and rate limits (next issue) is the store port: a caching
-//! `ForecastRead` wraps the Snowflake one, and the edit path already sees every write.
+//! Serving at scale: [`cache`] (pages in L1/L2 keyed by per-tenant generations that edit-api
+//! bumps through [`cache::InvalidatingEdits`]) and [`limit`] (per-tenant rate limits,
+//! inside authentication). Both are optional in the states: tests and benchmarks run the
+//! routes without them; the functions always configure them.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod csv;
 pub mod edits;
 pub mod forecast;
+pub mod limit;
 pub mod params;
 pub mod prefs;
 pub mod problem;
@@ -34,6 +38,8 @@ use axum::{
 
 use crate::ports::forecast::{EditStore, ForecastRead, PrefsStore};
 use auth::AuthConfig;
+use cache::PageCache;
+use limit::RateLimits;
 
 /// Largest request body (a 500-edit batch as JSON fits several times over).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -74,15 +80,32 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 pub struct ReaderState {
     /// `V_FORECAST`.
     pub store: Arc<dyn ForecastRead>,
+    /// Pages, when cached.
+    pub cache: Option<Arc<PageCache>>,
+    /// Per-tenant limits, when enforced.
+    pub limits: Option<Arc<RateLimits>>,
+}
+
+impl ReaderState {
+    /// Over `store`, without cache or limits.
+    pub fn uncached(store: Arc<dyn ForecastRead>) -> Self {
+        ReaderState {
+            store,
+            cache: None,
+            limits: None,
+        }
+    }
 }
 
 /// What edit-api's routes need.
 #[derive(Clone)]
 pub struct EditorState {
-    /// Edits and history.
+    /// Edits and history (wrapped in [`cache::InvalidatingEdits`] when pages are cached).
     pub edits: Arc<dyn EditStore>,
     /// Preferences.
     pub prefs: Arc<dyn PrefsStore>,
+    /// Per-tenant limits, when enforced.
+    pub limits: Option<Arc<RateLimits>>,
 }
 
 /// forecast-reader's routes.
@@ -102,21 +125,32 @@ pub fn router(reader_state: ReaderState, editor_state: EditorState, auth: AuthCo
 }
 
 fn reader_routes(state: ReaderState, auth: AuthConfig) -> Router {
-    Router::new()
+    let limits = state.limits.clone();
+    let routes = Router::new()
         .route(paths::FORECAST, get(forecast::get_forecast))
-        .with_state(state)
-        .route_layer(middleware::from_fn_with_state(auth, auth::authenticate))
+        .with_state(state);
+    protect(routes, auth, limits)
 }
 
 fn editor_routes(state: EditorState, auth: AuthConfig) -> Router {
-    Router::new()
+    let limits = state.limits.clone();
+    let routes = Router::new()
         .route(paths::EDITS, get(edits::list_edits).post(edits::post_edits))
         .route(paths::HISTORY, get(edits::history))
         .route(paths::EDIT, put(edits::put_edit).delete(edits::delete_edit))
         .route(paths::PREFS, get(prefs::get_prefs))
         .route(paths::PREF, put(prefs::put_pref))
-        .with_state(state)
-        .route_layer(middleware::from_fn_with_state(auth, auth::authenticate))
+        .with_state(state);
+    protect(routes, auth, limits)
+}
+
+/// Authentication, then (inside it: it needs the tenant) the rate limit.
+fn protect(routes: Router, auth: AuthConfig, limits: Option<Arc<RateLimits>>) -> Router {
+    let routes = match limits {
+        Some(limits) => routes.route_layer(middleware::from_fn_with_state(limits, limit::enforce)),
+        None => routes,
+    };
+    routes.route_layer(middleware::from_fn_with_state(auth, auth::authenticate))
 }
 
 /// The layers every router shares.

@@ -52,6 +52,12 @@ pub enum ApiError {
     /// A body in a media type the route does not take (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The tenant is over its request quota (429).
+    #[error("the tenant's request quota is spent; retry in {retry_after_seconds} s")]
+    RateLimited {
+        /// Whole seconds until a request is allowed again (at least 1).
+        retry_after_seconds: u64,
+    },
     /// The store failed; the cause is logged, never sent (500 or 503).
     #[error("store: {0}")]
     Store(#[from] Error),
@@ -83,6 +89,7 @@ impl ApiError {
             ApiError::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(error) if transient(error) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(Error::Invalid { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +102,7 @@ impl ApiError {
                 "urn:snowcast:problem:invalid-request"
             }
             ApiError::StaleVersion { .. } => "urn:snowcast:problem:stale-version",
+            ApiError::RateLimited { .. } => "urn:snowcast:problem:rate-limited",
             ApiError::Store(error) if transient(error) => "urn:snowcast:problem:store-unavailable",
             _ => "about:blank",
         }
@@ -119,7 +127,7 @@ impl ApiError {
 fn transient(error: &Error) -> bool {
     match error {
         Error::Snowflake { status, .. } => matches!(status, 0 | 429 | 502 | 503 | 504),
-        Error::Deadline(_) => true,
+        Error::Deadline(_) | Error::Unavailable(_) => true,
         _ => false,
     }
 }
@@ -140,11 +148,19 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %error, %status, "store call failed");
         }
         let mut response = status.into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        let retry_after = match &self {
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => Some(HeaderValue::from(*retry_after_seconds)),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                Some(HeaderValue::from_static(RETRY_AFTER_SECONDS))
+            }
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response.extensions_mut().insert(Pending {
             kind: self.kind(),

@@ -38,27 +38,34 @@ use crate::{
 
 /// Failures in a row that open the circuit.
 const FAILURES_TO_OPEN: u32 = 3;
-/// How long an open circuit refuses calls before letting one through again.
-const OPEN_FOR: Duration = Duration::from_secs(5);
+/// How often an open circuit checks whether Redis answers again.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Least time between two connection attempts.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
-/// Bumps a generation and stamps it with the server's time in microseconds (a string:
-/// Lua numbers would print in exponent form).
+/// A missing generation starts at the server's clock in microseconds, not at 0: after a
+/// restart or a lost key the numbers never repeat one a container may still hold pages
+/// under. `at` 0: never bumped.
 const BUMP: &str = r"
 local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+redis.call('HSETNX', KEYS[1], 'n', now)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
-redis.call('HSET', KEYS[1], 'at', t[1] .. string.format('%06d', tonumber(t[2])))
+redis.call('HSET', KEYS[1], 'at', now)
 return 1
 ";
 
 /// A generation and its age in microseconds by the server's clock (-1: never bumped).
 const CURRENT: &str = r"
-local g = redis.call('HMGET', KEYS[1], 'n', 'at')
-if not g[1] then return {0, -1} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-return {tonumber(g[1]), now - tonumber(g[2])}
+local g = redis.call('HMGET', KEYS[1], 'n', 'at')
+if not g[1] then
+  g = {t[1] .. string.format('%06d', tonumber(t[2])), '0'}
+  redis.call('HSET', KEYS[1], 'n', g[1], 'at', g[2])
+end
+if g[2] == '0' then return {g[1], -1} end
+return {g[1], now - tonumber(g[2])}
 ";
 
 /// GCRA as `domain::rate_limit::Gcra::decide`, over the server's clock. ARGV: emission
@@ -163,12 +170,34 @@ impl Redis {
             Ok(Err(error)) => format!("{:?}: {}", error.kind(), error.detail().unwrap_or("")),
             Err(_) => format!("no answer within {:?}", inner.timeout),
         };
-        inner.breaker.record(false);
+        if inner.breaker.record(false) {
+            tracing::warn!(%error, "Redis circuit open; serving without it");
+            tokio::spawn(inner.clone().probe());
+        }
         Err(unavailable(what, &error))
     }
 }
 
 impl Inner {
+    /// Pings until Redis answers, then closes the circuit. A failed ping also makes the
+    /// connection reconnect.
+    async fn probe(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let Some(mut connection) = self.connection() else {
+                self.clone().reconnect();
+                continue;
+            };
+            let ping = redis::cmd("PING");
+            let pong = ping.query_async::<String>(&mut connection);
+            if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, pong).await {
+                self.breaker.close();
+                tracing::info!("Redis answers again; circuit closed");
+                return;
+            }
+        }
+    }
+
     fn connection(&self) -> Option<Connection> {
         self.connection.lock().ok()?.clone()
     }
@@ -319,42 +348,33 @@ fn unavailable(what: &str, why: &str) -> Error {
     Error::Unavailable(format!("Redis {what}: {why}"))
 }
 
-/// Consecutive failures open the circuit for [`OPEN_FOR`]; then calls pass again, and one
-/// more failure re-opens it.
+/// Consecutive failures open the circuit; while open, calls fail at once and a probe
+/// (one `PING` every [`PROBE_EVERY`]) closes it when Redis answers again. Requests are
+/// never the probe: none waits on a Redis that is still down.
 #[derive(Default)]
 struct Breaker {
     failures: AtomicU32,
-    open_until: Mutex<Option<Instant>>,
+    open: AtomicBool,
 }
 
 impl Breaker {
     fn allows(&self) -> bool {
-        let Ok(mut open_until) = self.open_until.lock() else {
-            return false;
-        };
-        match *open_until {
-            Some(until) if Instant::now() < until => false,
-            Some(_) => {
-                // Half open: the next failure re-opens at once.
-                *open_until = None;
-                self.failures.store(FAILURES_TO_OPEN - 1, Ordering::SeqCst);
-                true
-            }
-            None => true,
-        }
+        !self.open.load(Ordering::SeqCst)
     }
 
-    fn record(&self, success: bool) {
+    /// Records a call's outcome; true when this failure opened the circuit.
+    fn record(&self, success: bool) -> bool {
         if success {
             self.failures.store(0, Ordering::SeqCst);
-            return;
+            return false;
         }
-        if self.failures.fetch_add(1, Ordering::SeqCst) + 1 >= FAILURES_TO_OPEN {
-            if let Ok(mut open_until) = self.open_until.lock() {
-                *open_until = Some(Instant::now() + OPEN_FOR);
-            }
-            tracing::warn!(for_seconds = OPEN_FOR.as_secs(), "Redis circuit open");
-        }
+        self.failures.fetch_add(1, Ordering::SeqCst) + 1 >= FAILURES_TO_OPEN
+            && !self.open.swap(true, Ordering::SeqCst)
+    }
+
+    fn close(&self) {
+        self.failures.store(0, Ordering::SeqCst);
+        self.open.store(false, Ordering::SeqCst);
     }
 }
 

@@ -15,7 +15,8 @@
 //!   gzip and brotli forms are made once per page, on first demand.
 
 use std::{
-    sync::{Arc, OnceLock},
+    collections::BTreeSet,
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -174,12 +175,22 @@ fn brotli(body: &[u8]) -> Bytes {
 pub struct TieredGenerations {
     shared: Option<Arc<dyn Generations>>,
     local: Arc<dyn Generations>,
+    /// Tenants whose shared bump failed: retried until it lands, so an edit made while
+    /// Redis was unreachable still retires the pages cached before it.
+    pending: Mutex<BTreeSet<TenantId>>,
 }
+
+/// Pause between two retries of the failed shared bumps.
+const BUMP_RETRY: Duration = Duration::from_secs(1);
 
 impl TieredGenerations {
     /// `shared` when there is one; `local` always (it takes over while `shared` fails).
     pub fn new(shared: Option<Arc<dyn Generations>>, local: Arc<dyn Generations>) -> Self {
-        TieredGenerations { shared, local }
+        TieredGenerations {
+            shared,
+            local,
+            pending: Mutex::new(BTreeSet::new()),
+        }
     }
 
     /// The generation and whether every container shares it.
@@ -193,21 +204,53 @@ impl TieredGenerations {
         Ok((self.local.current(tenant).await?, false))
     }
 
-    /// Bumps both. A shared bump that fails is logged, not returned: the edit is
-    /// committed, and other containers see it once their pages expire.
-    pub async fn bump(&self, tenant: &TenantId) {
+    /// Bumps both. A shared bump that fails is logged and retried in the background until
+    /// it lands, never returned: the edit is committed.
+    pub async fn bump(self: &Arc<Self>, tenant: &TenantId) {
         if let Err(error) = self.local.bump(tenant).await {
             tracing::warn!(%error, "cannot bump the local generation");
         }
-        if let Some(shared) = &self.shared
-            && let Err(error) = shared.bump(tenant).await
-        {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if let Err(error) = shared.bump(tenant).await {
             tracing::warn!(
                 %error,
                 tenant = tenant.as_str(),
-                "cannot bump the shared generation: other containers may serve the \
-                 page before this edit until it expires"
+                "cannot bump the shared generation; retrying in the background"
             );
+            let first = match self.pending.lock() {
+                Ok(mut pending) => pending.insert(tenant.clone()) && pending.len() == 1,
+                Err(_) => false,
+            };
+            if first {
+                tokio::spawn(Arc::clone(self).retry_bumps(Arc::clone(shared)));
+            }
+        }
+    }
+
+    /// Retries the pending shared bumps until none is left.
+    async fn retry_bumps(self: Arc<Self>, shared: Arc<dyn Generations>) {
+        loop {
+            tokio::time::sleep(BUMP_RETRY).await;
+            let tenants: Vec<TenantId> = match self.pending.lock() {
+                Ok(pending) => pending.iter().cloned().collect(),
+                Err(_) => return,
+            };
+            for tenant in tenants {
+                if shared.bump(&tenant).await.is_ok()
+                    && let Ok(mut pending) = self.pending.lock()
+                {
+                    pending.remove(&tenant);
+                }
+            }
+            match self.pending.lock() {
+                Ok(pending) if !pending.is_empty() => continue,
+                _ => {
+                    tracing::info!("pending shared generation bumps landed");
+                    return;
+                }
+            }
         }
     }
 }

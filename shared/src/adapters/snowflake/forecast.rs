@@ -26,6 +26,12 @@ use crate::{
     },
 };
 
+/// Builds the HTTP client on a blocking thread: loading the TLS roots reads and parses
+/// certificate files, which can overlap the secret's round trip at init.
+fn start_http_client() -> tokio::task::JoinHandle<Result<reqwest::Client>> {
+    tokio::task::spawn_blocking(super::http_client)
+}
+
 /// SQL state class of integrity constraint violations (a primary key taken).
 const INTEGRITY_VIOLATION: &str = "23";
 
@@ -49,15 +55,9 @@ impl SnowflakeForecastStore {
         query_tag: &str,
         timeout: Duration,
     ) -> Result<Self> {
+        let client = start_http_client();
         let session = Session::open(secret).await?;
-        let sql = SqlClient::new(
-            super::http_client()?,
-            Arc::new(session),
-            base_url,
-            query_tag,
-        )
-        .with_deadline(timeout);
-        Ok(SnowflakeForecastStore::new(sql))
+        Self::assemble(client, session, base_url, query_tag, timeout).await
     }
 
     /// [`SnowflakeForecastStore::open`] on a Secrets Manager secret, as the API functions
@@ -70,13 +70,32 @@ impl SnowflakeForecastStore {
         timeout: Duration,
     ) -> Result<Self> {
         use crate::adapters::aws::{self, secrets::SecretsManagerSecret};
-        let sdk = aws::load_config(None).await;
-        let secret = SecretsManagerSecret::new(aws::secrets_client(&sdk), secret_id);
-        Self::open(Arc::new(secret), base_url, query_tag, timeout)
+        // First, so its TLS roots load while the SDK starts and the secret is fetched.
+        let client = start_http_client();
+        let opened = async {
+            let sdk = aws::load_config(None).await;
+            let secret = SecretsManagerSecret::new(aws::secrets_client(&sdk), secret_id);
+            let session = Session::open(Arc::new(secret)).await?;
+            Self::assemble(client, session, base_url, query_tag, timeout).await
+        };
+        opened.await.inspect_err(|error| {
+            tracing::error!(%error, "cannot open the Snowflake session; check the secret");
+        })
+    }
+
+    async fn assemble(
+        client: tokio::task::JoinHandle<Result<reqwest::Client>>,
+        session: Session,
+        base_url: Option<String>,
+        query_tag: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let client = client
             .await
-            .inspect_err(|error| {
-                tracing::error!(%error, "cannot open the Snowflake session; check the secret");
-            })
+            .map_err(|e| Error::invalid("HTTP client", e.to_string()))??;
+        let sql = SqlClient::new(client, Arc::new(session), base_url, query_tag)
+            .with_deadline(timeout);
+        Ok(SnowflakeForecastStore::new(sql))
     }
 
     /// Calls `APPLY_EDITS`; a first edit of a cell that raced another one's insert fails on

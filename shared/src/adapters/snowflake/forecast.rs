@@ -93,8 +93,8 @@ impl SnowflakeForecastStore {
         let client = client
             .await
             .map_err(|e| Error::invalid("HTTP client", e.to_string()))??;
-        let sql = SqlClient::new(client, Arc::new(session), base_url, query_tag)
-            .with_deadline(timeout);
+        let sql =
+            SqlClient::new(client, Arc::new(session), base_url, query_tag).with_deadline(timeout);
         Ok(SnowflakeForecastStore::new(sql))
     }
 

@@ -140,7 +140,7 @@ async fn main() -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(1_050)).await;
         send(&a, "GET", PAGE, None).await?;
         send(&b, "GET", PAGE, None).await?;
-        let quantity = format!("{}", 100 + round);
+        let quantity = 100 + round as i64;
         let (writer_side, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
         send(writer_side, "GET", PAGE, None).await?;
         let started = Instant::now();
@@ -150,7 +150,7 @@ async fn main() -> Result<(), Failure> {
         loop {
             reads += 1;
             let page = send(other, "GET", PAGE, None).await?;
-            if page["items"][4]["quantity"].to_string() == quantity {
+            if page["items"][4]["quantity"].as_i64() == Some(quantity) {
                 break;
             }
         }

@@ -99,6 +99,10 @@ struct Inner {
     target: Target,
     connection: Mutex<Option<Connection>>,
     connecting: AtomicBool,
+    /// The last write failed (out of memory, a read-only replica, a timeout): another
+    /// container's generation bump may have failed alike, so generations read here are not
+    /// trusted until a write succeeds again.
+    writes_failing: Mutex<bool>,
     last_attempt: Mutex<Option<Instant>>,
     breaker: Breaker,
     bump: Script,
@@ -137,6 +141,7 @@ impl Redis {
                 target,
                 connection: Mutex::new(None),
                 connecting: AtomicBool::new(false),
+                writes_failing: Mutex::new(false),
                 last_attempt: Mutex::new(None),
                 breaker: Breaker::default(),
                 bump: Script::new(BUMP),
@@ -149,7 +154,21 @@ impl Redis {
     }
 
     /// Runs one call on the connection under the deadline and the circuit breaker.
-    async fn call<T, F>(&self, what: &'static str, call: F) -> Result<T>
+    async fn call<T, F>(&self, what: &'static str, access: Access, call: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Connection) -> redis::RedisResult<T>,
+    {
+        let inner = &self.inner;
+        let outcome = self.attempt(what, call).await;
+        if access == Access::Write
+            && let Ok(mut failing) = inner.writes_failing.lock()
+        {
+            *failing = outcome.is_err();
+        }
+        outcome
+    }
+
+    async fn attempt<T, F>(&self, what: &'static str, call: F) -> Result<T>
     where
         F: AsyncFnOnce(&mut Connection) -> redis::RedisResult<T>,
     {
@@ -256,9 +275,29 @@ impl Inner {
 impl Generations for Redis {
     async fn current(&self, tenant: &TenantId) -> Result<Generation> {
         let key = generation_key(tenant);
+        if self
+            .inner
+            .writes_failing
+            .lock()
+            .map_or(true, |failing| *failing)
+        {
+            // Trusted again once a write succeeds; this one is harmless.
+            let probe = format!("{key}:probe");
+            self.call("write check", Access::Write, async |c| {
+                redis::cmd("SET")
+                    .arg(&probe)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(1_000)
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await
+            .map_err(|_| unavailable("generation", "writes fail, so a bump may be missing"))?;
+        }
         let script = &self.inner.current;
         let (number, age): (u64, i64) = self
-            .call("generation", async |c| {
+            .call("generation", Access::Read, async |c| {
                 script.key(&key).invoke_async(c).await
             })
             .await?;
@@ -271,7 +310,7 @@ impl Generations for Redis {
     async fn bump(&self, tenant: &TenantId) -> Result<()> {
         let key = generation_key(tenant);
         let script = &self.inner.bump;
-        self.call("generation bump", async |c| {
+        self.call("generation bump", Access::Write, async |c| {
             script.key(&key).invoke_async::<()>(c).await
         })
         .await
@@ -283,7 +322,7 @@ impl SharedCache for Redis {
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Bytes>> {
         let key = page_key(tenant, key);
         let value: Option<Vec<u8>> = self
-            .call("cache get", async |c| {
+            .call("cache get", Access::Read, async |c| {
                 redis::cmd("GET").arg(&key).query_async(c).await
             })
             .await?;
@@ -293,7 +332,7 @@ impl SharedCache for Redis {
     async fn put(&self, tenant: &TenantId, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
         let key = page_key(tenant, key);
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.call("cache put", async |c| {
+        self.call("cache put", Access::Write, async |c| {
             redis::cmd("SET")
                 .arg(&key)
                 .arg(value)
@@ -312,7 +351,7 @@ impl RateLimiter for Redis {
         let key = format!("snowcast:{{{}}}:rate", tenant.as_str());
         let script = &self.inner.gcra;
         let (allowed, remaining, retry_after, reset_after): (u8, u64, u64, u64) = self
-            .call("rate limit", async |c| {
+            .call("rate limit", Access::Write, async |c| {
                 script
                     .key(&key)
                     .arg(quota.interval_micros())
@@ -346,6 +385,13 @@ fn page_key(tenant: &TenantId, key: &str) -> String {
 
 fn unavailable(what: &str, why: &str) -> Error {
     Error::Unavailable(format!("Redis {what}: {why}"))
+}
+
+/// Whether a call writes: a failed write makes the generations untrusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 /// Consecutive failures open the circuit; while open, calls fail at once and a probe

@@ -98,7 +98,9 @@ impl Coding {
 
 impl RenderedPage {
     /// A page of `body`.
-    pub fn new(media: &'static str, body: Vec<u8>, next_cursor: Option<String>) -> Self {
+    pub fn new(media: &'static str, mut body: Vec<u8>, next_cursor: Option<String>) -> Self {
+        // Kept for minutes: drop the spare capacity of the growing serializer's buffer.
+        body.shrink_to_fit();
         let digest = Sha256::digest(&body)[..16]
             .iter()
             .map(|byte| format!("{byte:02x}"))
@@ -111,6 +113,17 @@ impl RenderedPage {
             gzip: OnceLock::new(),
             brotli: OnceLock::new(),
         }
+    }
+
+    /// Bytes this page may hold in memory: the body, room for its compressed forms (made
+    /// later, on demand), the cursor and a fixed overhead for the entry and the cache's own
+    /// bookkeeping.
+    fn weight(&self) -> usize {
+        const ENTRY_OVERHEAD: usize = 512;
+        self.body.len()
+            + self.body.len() / 2
+            + self.next_cursor.as_ref().map_or(0, String::len)
+            + ENTRY_OVERHEAD
     }
 
     /// The body in `coding`, compressed on first use and kept with the page.
@@ -181,7 +194,7 @@ pub struct TieredGenerations {
 }
 
 /// Pause between two retries of the failed shared bumps.
-const BUMP_RETRY: Duration = Duration::from_secs(1);
+const BUMP_RETRY: Duration = Duration::from_millis(250);
 
 impl TieredGenerations {
     /// `shared` when there is one; `local` always (it takes over while `shared` fails).
@@ -193,9 +206,15 @@ impl TieredGenerations {
         }
     }
 
-    /// The generation and whether every container shares it.
+    /// The generation and whether every container shares it. While this process still
+    /// owes the shared generation a bump for the tenant, its own is used: the shared one
+    /// does not show that edit yet.
     pub async fn current(&self, tenant: &TenantId) -> Result<(Generation, bool)> {
-        if let Some(shared) = &self.shared {
+        let owed = self
+            .pending
+            .lock()
+            .map_or(true, |pending| pending.contains(tenant));
+        if let Some(shared) = self.shared.as_ref().filter(|_| !owed) {
             match shared.current(tenant).await {
                 Ok(generation) => return Ok((generation, true)),
                 Err(error) => tracing::debug!(%error, "shared generation unavailable"),
@@ -304,7 +323,7 @@ impl PageCache {
             Cache::builder()
                 .max_capacity(settings.l1_bytes)
                 .weigher(|key: &String, entry: &Entry| {
-                    u32::try_from(key.len() + entry.page.body.len()).unwrap_or(u32::MAX)
+                    u32::try_from(key.len() + entry.page.weight()).unwrap_or(u32::MAX)
                 })
                 .expire_after(EntryExpiry)
                 .build()
@@ -318,20 +337,18 @@ impl PageCache {
     }
 
     /// The page of `query` (any stable text naming the request: it is hashed) for
-    /// `tenant`, from L1, L2 or `render`. `holds_edits`: whether the page can show manual
-    /// edits (their pages get the short TTL without shared generations).
+    /// `tenant`, from L1, L2 or `render`.
     pub async fn page<F>(
         &self,
         tenant: &TenantId,
         query: &str,
-        holds_edits: bool,
         render: F,
     ) -> Result<(Arc<RenderedPage>, Lookup)>
     where
         F: Future<Output = Result<RenderedPage>>,
     {
         let (generation, shared) = self.generations.current(tenant).await?;
-        let ttl = self.ttl(generation, shared, holds_edits);
+        let ttl = self.ttl(generation, shared);
         if ttl.is_zero() {
             return Ok((Arc::new(render.await?), Lookup::Miss));
         }
@@ -373,11 +390,13 @@ impl PageCache {
         Ok((entry.page, lookup))
     }
 
-    fn ttl(&self, generation: Generation, shared: bool, holds_edits: bool) -> Duration {
+    /// Every page can show edits (even with `show_manual=false` it carries the manual
+    /// columns), so without shared generations every page gets the short TTL.
+    fn ttl(&self, generation: Generation, shared: bool) -> Duration {
         let settings = &self.settings;
         if generation.age.is_some_and(|age| age < settings.settle) {
             Duration::ZERO
-        } else if shared || !holds_edits {
+        } else if shared {
             settings.ttl
         } else {
             settings.ttl.min(settings.local_ttl)

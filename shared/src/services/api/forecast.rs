@@ -54,9 +54,7 @@ pub async fn get_forecast(
     let page = match &state.cache {
         Some(cache) => {
             let key = cache_key(&query, as_csv);
-            let (page, _) = cache
-                .page(&caller.tenant, &key, query.show_manual, render)
-                .await?;
+            let (page, _) = cache.page(&caller.tenant, &key, render).await?;
             page
         }
         None => Arc::new(render.await?),
@@ -102,33 +100,40 @@ fn cache_key(query: &ForecastQuery, as_csv: bool) -> String {
     .to_string()
 }
 
-/// The coding to send: brotli, else gzip, when the client accepts it (`q` > 0) and the
-/// body is worth it.
+/// The coding to send: of brotli and gzip, the one the client weighs highest (`q`, 1 by
+/// default; 0 refuses it), brotli on a tie, when the body is worth compressing.
 fn negotiate(headers: &HeaderMap, body_len: usize) -> Option<Coding> {
     if body_len < MIN_COMPRESSED_BYTES {
         return None;
     }
-    let accepted: Vec<&str> = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next()?;
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (!refused).then_some(coding)
-        })
-        .collect();
-    [Coding::Brotli, Coding::Gzip].into_iter().find(|coding| {
-        accepted
+    let weight = |coding: Coding| -> f32 {
+        headers
+            .get_all(header::ACCEPT_ENCODING)
             .iter()
-            .any(|a| a.eq_ignore_ascii_case(coding.token()))
-    })
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                let token = parts.next()?;
+                token.eq_ignore_ascii_case(coding.token()).then(|| {
+                    parts
+                        .find_map(|p| {
+                            let (name, value) = p.split_once('=')?;
+                            name.trim()
+                                .eq_ignore_ascii_case("q")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(1.0)
+                })
+            })
+            .fold(0.0, f32::max)
+    };
+    let (brotli, gzip) = (weight(Coding::Brotli), weight(Coding::Gzip));
+    match (brotli, gzip) {
+        (b, g) if b > 0.0 && b >= g => Some(Coding::Brotli),
+        (_, g) if g > 0.0 => Some(Coding::Gzip),
+        _ => None,
+    }
 }
 
 /// 304 when `If-None-Match` names the page's ETag, else 200 with the page, compressed when
@@ -184,4 +189,34 @@ fn respond(page: &RenderedPage, headers: &HeaderMap) -> Response {
         headers.insert("x-next-cursor", value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepting(value: &str) -> Option<Coding> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        negotiate(&headers, MIN_COMPRESSED_BYTES)
+    }
+
+    #[test]
+    fn codings_follow_the_clients_weights() {
+        assert_eq!(accepting("gzip, br"), Some(Coding::Brotli));
+        assert_eq!(accepting("gzip"), Some(Coding::Gzip));
+        assert_eq!(accepting("gzip, br;q=0"), Some(Coding::Gzip));
+        // Parameter names are case-insensitive.
+        assert_eq!(accepting("gzip, br;Q=0"), Some(Coding::Gzip));
+        assert_eq!(accepting("BR;Q=0, gzip"), Some(Coding::Gzip));
+        assert_eq!(accepting("gzip;Q=0"), None);
+        assert_eq!(accepting("br;q=0.1, gzip;q=1"), Some(Coding::Gzip));
+        assert_eq!(accepting("identity, deflate"), None);
+        let mut small = HeaderMap::new();
+        small.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        assert_eq!(negotiate(&small, MIN_COMPRESSED_BYTES - 1), None);
+    }
 }

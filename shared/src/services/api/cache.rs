@@ -4,7 +4,7 @@
 //! - Freshness: every committed edit bumps the tenant's generation (edit-api, through
 //!   [`InvalidatingEdits`]); a read first asks for the generation, so with Redis the next
 //!   read from any container misses and sees the edit. Without Redis (or while it is
-//!   down) generations are this process's own: pages that can hold edits then live at
+//!   down, or refusing writes) generations are this process's own: pages then live at
 //!   most `local_ttl` (default 5 s), the documented staleness bound.
 //! - No stale page under a new generation: a page rendered within `settle` of a bump is
 //!   served but not cached, because a read in another Snowflake session can lag the
@@ -41,8 +41,8 @@ use crate::{
 pub struct CacheSettings {
     /// Lifetime of a page under a shared generation (`SNOWCAST_CACHE_TTL_SECONDS`, 300).
     pub ttl: Duration,
-    /// Lifetime in L1 of a page that can hold edits while generations are this process's
-    /// own (`SNOWCAST_CACHE_LOCAL_TTL_SECONDS`, 5): the staleness bound without Redis.
+    /// Lifetime in L1 of a page while generations are this process's own
+    /// (`SNOWCAST_CACHE_LOCAL_TTL_SECONDS`, 5): the staleness bound without Redis.
     pub local_ttl: Duration,
     /// Pages rendered this soon after a bump are not cached (`SNOWCAST_CACHE_SETTLE_MS`,
     /// 1,000).

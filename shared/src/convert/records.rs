@@ -309,14 +309,14 @@ impl RecordSplitter {
         if rest[end] == b'"' || line.len() > self.limits.max_record_bytes {
             return Ok(None);
         }
-        push_offsets_of(self.delimiter, line, &mut self.ends);
-        self.ends.push(line.len());
-        let mut start = 0;
-        let mut widest = 0;
-        for &end in &self.ends {
-            widest = widest.max(end - start);
-            start = end + 1;
+        let (mut start, mut widest) = (0, 0);
+        for delimiter in memchr::memchr_iter(self.delimiter, line) {
+            widest = widest.max(delimiter - start);
+            self.ends.push(delimiter);
+            start = delimiter + 1;
         }
+        widest = widest.max(line.len() - start);
+        self.ends.push(line.len());
         if widest > self.limits.max_field_bytes || self.ends.len() > self.limits.max_fields {
             self.ends.clear();
             return Ok(None);
@@ -452,34 +452,6 @@ impl RecordSplitter {
 
 fn is_line_end(byte: u8) -> bool {
     byte == b'\n' || byte == b'\r'
-}
-
-/// Appends the offset of every `byte` in `line`, in order, eight bytes at a time (SWAR).
-/// Fields are short: a SIMD search per field (memchr_iter) costs more in calls than it
-/// saves, and this was the converter's hottest splitting cost.
-fn push_offsets_of(byte: u8, line: &[u8], offsets: &mut Vec<usize>) {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let pattern = u64::from_le_bytes([byte; 8]);
-    let mut chunks = line.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let Some(bytes) = chunk.first_chunk::<8>() else {
-            break;
-        };
-        let word = u64::from_le_bytes(*bytes) ^ pattern;
-        // High bit set exactly where a byte of `word` is zero (no borrow between bytes).
-        let mut zeros = !(((word & LOW7) + LOW7) | word | LOW7);
-        while zeros != 0 {
-            offsets.push(base + (zeros.trailing_zeros() / 8) as usize);
-            zeros &= zeros - 1;
-        }
-        base += 8;
-    }
-    for (index, &candidate) in chunks.remainder().iter().enumerate() {
-        if candidate == byte {
-            offsets.push(base + index);
-        }
-    }
 }
 
 /// Roomy limits for unit tests.
@@ -624,29 +596,6 @@ mod tests {
         assert_eq!(records[0].fields, ["1234", "a"]);
         assert_eq!(records[3].fields.len(), 3);
         assert_eq!(records[4].fields, ["ok", "ok"]);
-    }
-
-    #[test]
-    fn offsets_of_a_byte_match_a_plain_scan_at_every_length_and_value() {
-        // Every byte value next to the delimiter (0x80 and 0xff probe the SWAR's high bit),
-        // at every position of lines up to three words and a remainder long.
-        for delimiter in [b',', b';', b'\t', 0x80, 0xff, 0] {
-            for length in 0..27 {
-                for filler in [0u8, 1, 0x7f, 0x80, 0xfe, 0xff, b','] {
-                    let mut line = vec![filler; length];
-                    for (i, byte) in line.iter_mut().enumerate() {
-                        if i % 3 == length % 3 {
-                            *byte = delimiter;
-                        }
-                    }
-                    let expected: Vec<usize> =
-                        (0..length).filter(|&i| line[i] == delimiter).collect();
-                    let mut found = Vec::new();
-                    push_offsets_of(delimiter, &line, &mut found);
-                    assert_eq!(found, expected, "{delimiter:#x} in {line:?}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -193,7 +193,10 @@ pub struct TieredGenerations {
     pending: Mutex<BTreeSet<TenantId>>,
 }
 
-/// Pause between two retries of the failed shared bumps.
+/// Retries of a failed shared bump before the edit is answered (50 ms apart).
+const INLINE_BUMP_RETRIES: usize = 2;
+
+/// Pause between two background retries of the failed shared bumps.
 const BUMP_RETRY: Duration = Duration::from_millis(250);
 
 impl TieredGenerations {
@@ -223,8 +226,8 @@ impl TieredGenerations {
         Ok((self.local.current(tenant).await?, false))
     }
 
-    /// Bumps both. A shared bump that fails is logged and retried in the background until
-    /// it lands, never returned: the edit is committed.
+    /// Bumps both. A shared bump that fails is retried twice at once, then logged and
+    /// retried in the background until it lands; never returned: the edit is committed.
     pub async fn bump(self: &Arc<Self>, tenant: &TenantId) {
         if let Err(error) = self.local.bump(tenant).await {
             tracing::warn!(%error, "cannot bump the local generation");
@@ -232,7 +235,17 @@ impl TieredGenerations {
         let Some(shared) = &self.shared else {
             return;
         };
-        if let Err(error) = shared.bump(tenant).await {
+        // A few quick tries before answering: Lambda freezes the container once the
+        // response is sent, and a background retry waits for the next invocation.
+        let mut outcome = shared.bump(tenant).await;
+        for _ in 0..INLINE_BUMP_RETRIES {
+            if outcome.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            outcome = shared.bump(tenant).await;
+        }
+        if let Err(error) = outcome {
             tracing::warn!(
                 %error,
                 tenant = tenant.as_str(),

@@ -228,6 +228,13 @@ impl World {
         }
     }
 
+    /// Three containers over one Redis, with limits too roomy to refuse anything.
+    async fn two_readers_and_an_editor(&self, url: &str) -> (Instance, Instance, Instance) {
+        let a = self.reader(url, roomy()).await;
+        let b = self.reader(url, roomy()).await;
+        (a, b, self.editor(url).await)
+    }
+
     async fn editor(&self, url: &str) -> Instance {
         let redis = connected(url).await;
         let state = EditorState {
@@ -321,11 +328,7 @@ fn roomy() -> Quota {
 async fn an_edit_is_visible_on_the_next_read_from_either_reader_and_hits_cost_nothing() {
     let redis = RedisServer::start();
     let world = World::new();
-    let (a, b) = (
-        world.reader(&redis.url(), roomy()).await,
-        world.reader(&redis.url(), roomy()).await,
-    );
-    let editor = world.editor(&redis.url()).await;
+    let (a, b, editor) = world.two_readers_and_an_editor(&redis.url()).await;
 
     assert_eq!(shown(&a).await, "10");
     assert_eq!(world.read.reads(), 1, "a miss reads the store once");
@@ -370,11 +373,7 @@ async fn concurrent_misses_of_one_page_make_one_store_call() {
 async fn reads_survive_redis_dying_and_share_again_when_it_returns() {
     let mut redis = RedisServer::start();
     let world = World::new();
-    let (a, b) = (
-        world.reader(&redis.url(), roomy()).await,
-        world.reader(&redis.url(), roomy()).await,
-    );
-    let editor = world.editor(&redis.url()).await;
+    let (a, b, editor) = world.two_readers_and_an_editor(&redis.url()).await;
     assert_eq!(shown(&a).await, "10");
     assert_eq!(shown(&b).await, "10");
 
@@ -423,11 +422,7 @@ async fn reads_survive_redis_dying_and_share_again_when_it_returns() {
 async fn an_edit_is_visible_while_redis_answers_reads_but_refuses_writes() {
     let redis = RedisServer::start();
     let world = World::new();
-    let (a, b) = (
-        world.reader(&redis.url(), roomy()).await,
-        world.reader(&redis.url(), roomy()).await,
-    );
-    let editor = world.editor(&redis.url()).await;
+    let (a, b, editor) = world.two_readers_and_an_editor(&redis.url()).await;
     assert_eq!(shown(&a).await, "10");
     assert_eq!(shown(&b).await, "10");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -508,3 +508,44 @@ async fn a_burst_over_the_limit_is_refused_with_an_honest_retry_after_across_ins
         "{statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sku_ids_and_parameter_spellings_never_share_a_cached_page() {
+    let redis = RedisServer::start();
+    let world = World::new();
+    // SKU ids that would collide in a naively joined key, each with its own quantity.
+    let skus = ["a|b", "a", "a\",\"b", "a%7Cb", "é", "e\u{301}", "x y"];
+    for (i, sku) in skus.iter().enumerate() {
+        world.store.put_draft(
+            &tenant("acme"),
+            &SkuId::new(sku).unwrap(),
+            day(1),
+            Quantity::parse(&(100 + i).to_string()).unwrap(),
+        );
+    }
+    let (a, b, _) = world.two_readers_and_an_editor(&redis.url()).await;
+    let encode = |sku: &str| form_urlencoded::byte_serialize(sku.as_bytes()).collect::<String>();
+    // Twice over, alternating readers and parameter order, so later reads are cache hits.
+    for round in 0..2 {
+        for (i, sku) in skus.iter().enumerate() {
+            let reader = if (i + round) % 2 == 0 { &a } else { &b };
+            let uri = if round == 0 {
+                format!(
+                    "/v1/forecast?sku_id={}&from=2026-01-01&to=2026-01-01",
+                    encode(sku)
+                )
+            } else {
+                format!(
+                    "/v1/forecast?to=2026-01-01&from=2026-01-01&sku_id={}",
+                    encode(sku)
+                )
+            };
+            let answer = send(&reader.router, "GET", &uri, None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{sku}: {}", answer.body);
+            let items = answer.body["items"].as_array().unwrap();
+            assert_eq!(items.len(), 1, "{sku}");
+            assert_eq!(items[0]["sku_id"], *sku);
+            assert_eq!(items[0]["quantity"], 100 + i, "{sku}");
+        }
+    }
+}

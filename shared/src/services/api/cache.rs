@@ -101,10 +101,7 @@ impl RenderedPage {
     pub fn new(media: &'static str, mut body: Vec<u8>, next_cursor: Option<String>) -> Self {
         // Kept for minutes: drop the spare capacity of the growing serializer's buffer.
         body.shrink_to_fit();
-        let digest = Sha256::digest(&body)[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let digest = hex_digest(&body);
         RenderedPage {
             media,
             body: Bytes::from(body),
@@ -366,7 +363,11 @@ impl PageCache {
             return Ok((Arc::new(render.await?), Lookup::Miss));
         }
         let scope = if shared { 's' } else { 'l' };
-        let key = format!("{scope}{}:{}", generation.number, hex_digest(query));
+        let key = format!(
+            "{scope}{}:{}",
+            generation.number,
+            hex_digest(query.as_bytes())
+        );
         let l2 = self.l2.as_ref().filter(|_| shared);
         let load = async {
             if let Some(l2) = l2 {
@@ -417,8 +418,9 @@ impl PageCache {
     }
 }
 
-fn hex_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())[..16]
+/// The first 128 bits of the SHA-256 of `bytes`, in hex: page validators and cache keys.
+fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)[..16]
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()

@@ -84,8 +84,10 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
                 "examples,coverage,fuzzing",
                 "--max-examples",
                 "60",
+                // One worker: hypothesis's lambda-source cache races across threads
+                // ("AST constructor recursion depth mismatch", a tool error, not ours).
                 "--workers",
-                "2",
+                "1",
                 "--suppress-health-check",
                 "all",
                 "--seed",

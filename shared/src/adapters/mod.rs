@@ -3,7 +3,8 @@
 //!
 //! - [`api_gateway`]: API Gateway's authorizer claims for the forecast router (feature
 //!   `lambda-http`).
-//! - [`aws`]: S3 and SQS (feature `aws`), Secrets Manager (feature `secrets-manager`).
+//! - [`aws`]: S3 and SQS (feature `aws`), Secrets Manager (feature `secrets-manager`),
+//!   SNS (feature `sns`).
 //! - [`snowflake`]: the session, Snowpipe REST and the SQL API v2 (feature `snowflake`).
 //! - [`local`]: a directory, a file, a JSON secret file (the CLI, the local stack, tests).
 //! - [`redis`]: generations, the shared page cache and rate limits in Redis/Valkey
@@ -15,7 +16,7 @@
 
 #[cfg(feature = "lambda-http")]
 pub mod api_gateway;
-#[cfg(any(feature = "aws", feature = "secrets-manager"))]
+#[cfg(any(feature = "aws", feature = "secrets-manager", feature = "sns"))]
 pub mod aws;
 pub mod local;
 pub mod memory;

@@ -7,6 +7,7 @@
 //! - [`keys`]: the one key identity: bronze layout, fingerprint, silver keys, lineage.
 //! - [`manifest`]: the converter's report, and the load messages derived from it.
 //! - [`naming`]: identifiers, header names, tenant and dataset rules.
+//! - [`quota`]: Hybrid Table quotas: levels, projections and which changes deserve an alert.
 //! - [`rate_limit`]: per-tenant quotas and the GCRA arithmetic that enforces them.
 //!
 //! May import: `error` only.
@@ -17,4 +18,5 @@ pub mod identity;
 pub mod keys;
 pub mod manifest;
 pub mod naming;
+pub mod quota;
 pub mod rate_limit;

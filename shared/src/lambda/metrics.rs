@@ -18,6 +18,12 @@ pub enum Unit {
     Bytes,
     /// Milliseconds.
     Milliseconds,
+    /// A percentage.
+    Percent,
+    /// A rate per second.
+    CountPerSecond,
+    /// No unit (days, minutes of lag).
+    None,
 }
 
 impl Unit {
@@ -26,6 +32,9 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Bytes => "Bytes",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Percent => "Percent",
+            Unit::CountPerSecond => "Count/Second",
+            Unit::None => "None",
         }
     }
 }

@@ -68,6 +68,25 @@ pub fn sqs_messages(event: &serde_json::Value) -> Option<Vec<QueueMessage>> {
     )
 }
 
+/// The time of a scheduled invocation, or `None` when `event` is an SQS batch: an
+/// EventBridge rule's `Scheduled Event` (its `time`), EventBridge Scheduler's input (a
+/// `time` field when the schedule's input sets one from `<aws.scheduler.scheduled-time>`),
+/// or a rule's custom input (no `time`: now).
+pub fn scheduled_time(event: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let scheduled = event.get("detail-type").and_then(|d| d.as_str()) == Some("Scheduled Event")
+        || event
+            .as_object()
+            .is_some_and(|o| !o.contains_key("Records"));
+    if !scheduled {
+        return None;
+    }
+    let time = event.get("time").and_then(|t| t.as_str());
+    Some(
+        time.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc)),
+    )
+}
+
 /// The answer to an SQS batch (with `ReportBatchItemFailures` on the event source): the
 /// messages to retry; the others are deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

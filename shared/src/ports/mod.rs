@@ -9,6 +9,8 @@
 //! - [`storage`]: objects read as streams and written as uploads (S3, a directory, memory).
 //! - [`queue`]: the load queue (SQS, memory).
 //! - [`loader`]: loading silver files into the warehouse (Snowpipe, memory).
+//! - [`quota`]: Hybrid Table usage, the quota monitor's state and its alerts (Snowflake, S3,
+//!   a directory, SNS, memory).
 //! - [`secrets`]: the Snowflake credentials (Secrets Manager, a file, memory).
 //!
 //! May import: `domain`, `error`.
@@ -17,5 +19,6 @@ pub mod cache;
 pub mod forecast;
 pub mod loader;
 pub mod queue;
+pub mod quota;
 pub mod secrets;
 pub mod storage;

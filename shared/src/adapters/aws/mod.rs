@@ -1,5 +1,6 @@
 //! AWS adapters: S3 for object storage and SQS for the load queue (feature `aws`), Secrets
-//! Manager for the Snowflake secret (feature `secrets-manager`).
+//! Manager for the Snowflake secret (feature `secrets-manager`), SNS for the quota monitor's
+//! alerts (feature `sns`).
 //!
 //! Clients are built once per process from one [`SdkConfig`]. An endpoint override (the
 //! CLI's `--endpoint-url`, `AWS_ENDPOINT_URL`, or a test's emulator) switches S3 to
@@ -10,6 +11,8 @@
 pub mod s3;
 #[cfg(feature = "secrets-manager")]
 pub mod secrets;
+#[cfg(feature = "sns")]
+pub mod sns;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
@@ -41,6 +44,12 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 #[cfg(feature = "aws")]
 pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
+}
+
+/// An SNS client for `config`.
+#[cfg(feature = "sns")]
+pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
 }
 
 /// A Secrets Manager client for `config`.

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod forecast;
+pub mod quota;
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -6,10 +6,11 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::{
+    row::{bad_row, optional_text, text, timestamp},
     session::Session,
     sql::{Binding, QueryResult, SqlClient},
     statements,
@@ -169,25 +170,6 @@ fn outcomes(result: QueryResult, expected_rows: usize) -> Result<Vec<Outcome>> {
         .collect()
 }
 
-fn bad_row(message: String) -> Error {
-    Error::Snowflake {
-        status: 200,
-        code: None,
-        sql_state: None,
-        message,
-    }
-}
-
-fn text<'a>(row: &'a Map<String, Value>, column: &str) -> Result<&'a str> {
-    row.get(column)
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad_row(format!("column {column} is missing or not text")))
-}
-
-fn optional_text<'a>(row: &'a Map<String, Value>, column: &str) -> Option<&'a str> {
-    row.get(column).and_then(Value::as_str)
-}
-
 fn number(row: &Map<String, Value>, column: &str) -> Result<i64> {
     match row.get(column) {
         Some(Value::Number(n)) => n.as_i64(),
@@ -212,16 +194,6 @@ fn date(row: &Map<String, Value>, column: &str) -> Result<NaiveDate> {
     text(row, column)?
         .parse()
         .map_err(|_| bad_row(format!("column {column} is not a date")))
-}
-
-fn timestamp(row: &Map<String, Value>, column: &str) -> Result<Option<DateTime<Utc>>> {
-    optional_text(row, column)
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| bad_row(format!("column {column} is not a timestamp")))
-        })
-        .transpose()
 }
 
 fn cell_of(row: &Map<String, Value>) -> Result<Cell> {

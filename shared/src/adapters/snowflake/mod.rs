@@ -10,7 +10,9 @@
 pub mod forecast;
 pub mod jwt;
 pub mod pipes;
+pub mod quota;
 pub mod retry;
+mod row;
 pub mod script;
 pub mod session;
 pub mod snowpipe;

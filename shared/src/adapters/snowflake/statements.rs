@@ -48,3 +48,24 @@ WHERE TENANT_ID = ? AND USER_ID = ? AND KEY = ?";
 pub const INSERT_PREF: &str = "\
 INSERT INTO SNOWCAST.APP.USER_PREFS_HT (TENANT_ID, USER_ID, KEY, VALUE, UPDATED_AT) \
 VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP())";
+
+/// The hybrid tables of one database and their row-store size (near real time; BYTES and
+/// ROW_COUNT approximate, ROW_COUNT may be NULL). Bindings: the view's qualified name,
+/// `<DATABASE>.INFORMATION_SCHEMA.HYBRID_TABLES` (the database is a checked identifier).
+pub const QUOTA_STORAGE: &str = "\
+SELECT \"SCHEMA\", \"NAME\", \"ROW_COUNT\", \"BYTES\" FROM IDENTIFIER(?) \
+ORDER BY \"SCHEMA\", \"NAME\"";
+
+/// Every minute of the account's query history in a window, with one database's calls,
+/// writes and throttled requests in it (zero when it had none: the minute shows that the
+/// lagging view reached that far). Bindings: database (three times), from, to (ISO 8601).
+pub const QUOTA_REQUESTS: &str = "\
+SELECT INTERVAL_START_TIME, \
+SUM(IFF(DATABASE_NAME = ?, CALLS, 0)) AS CALLS, \
+SUM(IFF(DATABASE_NAME = ? AND QUERY_TYPE IN ('INSERT', 'UPDATE', 'DELETE', 'MERGE'), CALLS, 0)) \
+AS WRITES, \
+SUM(IFF(DATABASE_NAME = ?, COALESCE(HYBRID_TABLE_REQUESTS_THROTTLED_COUNT, 0), 0)) AS THROTTLED \
+FROM SNOWFLAKE.ACCOUNT_USAGE.AGGREGATE_QUERY_HISTORY \
+WHERE INTERVAL_START_TIME >= CAST(? AS TIMESTAMP_LTZ) \
+AND INTERVAL_START_TIME < CAST(? AS TIMESTAMP_LTZ) \
+GROUP BY INTERVAL_START_TIME ORDER BY INTERVAL_START_TIME";

@@ -27,7 +27,7 @@ use crate::{
     domain::manifest::{LoadFile, LoadMessage},
     error::{Error, Result},
     lambda::{
-        self, QueueMessage,
+        self, QueueMessage, scheduled_time,
         metrics::{MetricRecord, Unit},
     },
     ports::loader::{FileLoad, LoadFailure, Loader},
@@ -228,24 +228,6 @@ impl Notifier {
         report.calls += summary.calls;
         report.retries += summary.retries;
     }
-}
-
-/// The time of a scheduled event: an EventBridge rule's `Scheduled Event`, or EventBridge
-/// Scheduler's default input (`{}` with the scheduled time in a `time` field, or none:
-/// now).
-fn scheduled_time(event: &serde_json::Value) -> Option<DateTime<Utc>> {
-    let scheduled = event.get("detail-type").and_then(|d| d.as_str()) == Some("Scheduled Event")
-        || event
-            .as_object()
-            .is_some_and(|o| !o.contains_key("Records"));
-    if !scheduled {
-        return None;
-    }
-    let time = event.get("time").and_then(|t| t.as_str());
-    Some(
-        time.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
-    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod convert;
 mod loads;
+mod quota;
 mod snowflake;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Load(snowflake::LoadArgs),
     /// List the silver files Snowpipe failed to load, and re-drive them.
     Loads(loads::LoadsArgs),
+    /// Print the Hybrid Table quota report (storage, request rates, throttling, projections).
+    Quota(quota::QuotaArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
             Command::Snowflake(command) => snowflake::run(command).await,
             Command::Load(args) => snowflake::load(args).await,
             Command::Loads(args) => loads::run(args).await,
+            Command::Quota(args) => quota::run(args).await,
         }
     });
     match outcome {

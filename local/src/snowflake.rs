@@ -40,7 +40,7 @@ pub struct Connection {
     secret: String,
     /// Sends Snowflake requests here instead of the account URL (a proxy, a test server).
     #[arg(long, env = "SNOWCAST_SNOWFLAKE_BASE_URL")]
-    base_url: Option<String>,
+    pub base_url: Option<String>,
     /// AWS endpoint for Secrets Manager and S3 (an emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
@@ -48,7 +48,7 @@ pub struct Connection {
 
 impl Connection {
     /// The Snowflake session: the secret read and its key parsed now.
-    async fn session(&self) -> Result<Arc<Session>> {
+    pub async fn session(&self) -> Result<Arc<Session>> {
         let source: Arc<dyn SecretSource> = if Path::new(&self.secret).is_file() {
             Arc::new(FileSecret(self.secret.clone().into()))
         } else {

@@ -10,7 +10,7 @@ mod python;
 #[path = "../../tests/support/snowflake.rs"]
 mod snowflake_support;
 
-use std::{process::Command, sync::Arc};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -27,12 +27,10 @@ use snowcast::{
     },
     ports::forecast::{EditStore, ForecastRead, PrefsStore, PutOutcome, RevertOutcome},
 };
-use snowflake_support::{credentials_json, file_session, secret_file};
+use snowflake_support::{
+    assert_sqlapi_conforms, credentials_json, fakesnow_traffic, file_session, secret_file,
+};
 
-const SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/snowflake/sqlapi.yaml"
-);
 const HOSTILE: &str = "x'); DROP TABLE SNOWCAST.APP.MANUAL_EDITS_HT; --";
 
 fn day(d: u32) -> NaiveDate {
@@ -358,23 +356,7 @@ async fn concurrent_writers_with_one_version_one_wins_on_fakesnow() {
 }
 
 async fn the_traffic_matches_the_spec(url: &str) {
-    let traffic: Value = reqwest::get(format!("{url}/_traffic"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sent: Vec<String> = traffic["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["statement"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let (traffic, sent) = fakesnow_traffic(url).await;
     for statement in [
         statements::FORECAST_PAGE,
         statements::APPLY_EDITS,
@@ -390,22 +372,7 @@ async fn the_traffic_matches_the_spec(url: &str) {
             "never sent: {statement}"
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("traffic.json");
-    std::fs::write(&file, traffic.to_string()).unwrap();
-    let output = Command::new(python::python())
-        .args([
-            &python::script("check_sqlapi.py"),
-            SPEC,
-            file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_sqlapi_conforms(&traffic);
 }
 
 /// Snowflake round trips per API request type (the goal: one per edit, one per uncached

@@ -7,7 +7,7 @@ mod python;
 #[path = "../../tests/support/snowflake.rs"]
 mod snowflake_support;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use snowcast::{
@@ -17,14 +17,11 @@ use snowcast::{
         sql::{Binding, SqlClient},
     },
 };
-use snowflake_support::{credentials_json, file_session, secret_file};
+use snowflake_support::{
+    assert_sqlapi_conforms, check_sqlapi, credentials_json, file_session, secret_file,
+};
 
 const HANDLE: &str = "01bd2f4e-0000-4a1c-8000-0000000a1b2c";
-const SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/snowflake/sqlapi.yaml"
-);
-
 struct Harness {
     stand_in: python::Server,
     client: SqlClient,
@@ -81,39 +78,9 @@ impl Harness {
             .json()
             .await
             .unwrap();
-        let traffic = json!({"requests": requests, "responses": self.fixtures});
-        let file = self._dir.path().join("traffic.json");
-        std::fs::write(&file, traffic.to_string()).unwrap();
-        let output = Command::new(python::python())
-            .args([
-                &python::script("check_sqlapi.py"),
-                SPEC,
-                file.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_sqlapi_conforms(&json!({"requests": requests, "responses": self.fixtures}));
         requests
     }
-}
-
-/// Runs `check_sqlapi.py` on recorded requests and response fixtures.
-fn check_traffic(traffic: &Value) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("traffic.json");
-    std::fs::write(&file, traffic.to_string()).unwrap();
-    Command::new(python::python())
-        .args([
-            &python::script("check_sqlapi.py"),
-            SPEC,
-            file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -121,7 +88,7 @@ fn the_spec_check_rejects_what_the_spec_forbids() {
     let request = json!({"method": "POST", "path": "/api/v2/statements", "query": {"requestId": "not-a-uuid"},
                          "headers": {"user-agent": "x"}, "body": "{\"statement\": 42}"});
     let fixture = json!({"schema": "ResultSet", "body": {"createdOn": "yesterday"}});
-    let output = check_traffic(&json!({"requests": [request], "responses": [fixture]}));
+    let output = check_sqlapi(&json!({"requests": [request], "responses": [fixture]}));
     assert!(!output.status.success());
     let problems = String::from_utf8_lossy(&output.stderr);
     for expected in ["requestId", "statement", "createdOn"] {

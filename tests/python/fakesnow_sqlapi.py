@@ -12,6 +12,10 @@ What fakesnow cannot run, this adapter (and only it) bends, saying so here:
   parameters. Only straight-line bodies are understood: BEGIN TRANSACTION, DML, COMMIT,
   `LET x RESULTSET := (query)`, `RETURN TABLE(x)`, and an `EXCEPTION WHEN OTHER THEN
   ROLLBACK; RAISE;` handler.
+- `<DB>.INFORMATION_SCHEMA.HYBRID_TABLES` (in the statement, or as a whole bound value for
+  `IDENTIFIER(?)`) reads `<DB>.FAKE_INFORMATION_SCHEMA.HYBRID_TABLES`: fakesnow reserves the
+  INFORMATION_SCHEMA schema and has no such view, so tests create it as a table there.
+  (`SNOWFLAKE.ACCOUNT_USAGE.*` views need no bend: tests create them as tables.)
 GET /_traffic answers every request and response so far, for check_sqlapi.py.
 """
 
@@ -37,6 +41,15 @@ PROCEDURE = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?PROCEDURE\s+([\w.]+)\s*\((.*?)\)\s*RETURNS.*?\$\$(.*)\$\$\s*$",
     re.I | re.S)
 CALL = re.compile(r"^\s*CALL\s+([\w.]+)\s*\(", re.I)
+INFO_VIEW = re.compile(r"\bINFORMATION_SCHEMA\.HYBRID_TABLES\b", re.I)
+BOUND_INFO_VIEW = re.compile(r"^\w+\.INFORMATION_SCHEMA\.HYBRID_TABLES$", re.I)
+
+
+def stand_in_views(statement, params):
+    """The statement and parameters with INFORMATION_SCHEMA.HYBRID_TABLES on its stand-in."""
+    replace = lambda text: INFO_VIEW.sub("FAKE_INFORMATION_SCHEMA.HYBRID_TABLES", text)
+    params = [replace(p) if isinstance(p, str) and BOUND_INFO_VIEW.match(p) else p for p in params]
+    return replace(statement), params
 
 
 def bind(binding):
@@ -150,6 +163,7 @@ def execute(statement, params):
     invoked = CALL.match(statement)
     if invoked and invoked.group(1).upper() in procedures:
         return call(cursor, invoked.group(1).upper(), params)
+    statement, params = stand_in_views(statement, params)
     cursor.execute(HYBRID.sub(r"\1TABLE", statement), params or None)
     return (cursor.fetchall() if cursor.description else []), cursor.description
 

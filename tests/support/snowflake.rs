@@ -82,3 +82,57 @@ pub async fn file_session(
             .unwrap(),
     )
 }
+
+/// Snowflake's own OpenAPI spec of the SQL API v2.
+pub const SQLAPI_SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/snowflake/sqlapi.yaml"
+);
+
+/// Runs `check_sqlapi.py` on `traffic` (`{"requests": [..], "responses": [{"schema",
+/// "body"}]}`): whether every request and response conforms to the spec, and its report.
+pub fn check_sqlapi(traffic: &Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traffic.json");
+    std::fs::write(&file, traffic.to_string()).unwrap();
+    Command::new(python::python())
+        .args([
+            &python::script("check_sqlapi.py"),
+            SQLAPI_SPEC,
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Fails the test unless every request and response of `traffic` conforms to the spec.
+pub fn assert_sqlapi_conforms(traffic: &Value) {
+    let output = check_sqlapi(traffic);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Everything the fakesnow adapter at `url` was sent and answered, and the statements sent.
+pub async fn fakesnow_traffic(url: &str) -> (Value, Vec<String>) {
+    let traffic: Value = reqwest::get(format!("{url}/_traffic"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = traffic["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["statement"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    (traffic, sent)
+}

@@ -99,7 +99,7 @@ pub enum SnowflakeCommand {
 }
 
 /// The DDL of `infra/snowflake`, in order, built into the binary.
-pub const MIGRATIONS: [(&str, &str); 8] = [
+pub const MIGRATIONS: [(&str, &str); 9] = [
     (
         "01_database.sql",
         include_str!("../../infra/snowflake/01_database.sql"),
@@ -131,6 +131,10 @@ pub const MIGRATIONS: [(&str, &str); 8] = [
     (
         "08_api_role.sql",
         include_str!("../../infra/snowflake/08_api_role.sql"),
+    ),
+    (
+        "09_monitor_role.sql",
+        include_str!("../../infra/snowflake/09_monitor_role.sql"),
     ),
 ];
 

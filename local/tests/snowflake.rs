@@ -421,3 +421,78 @@ fn migrate_applies_the_ddl_in_order_and_again_without_harm() {
         "the built-in copy lists every file of infra/snowflake, in order"
     );
 }
+
+/// `snowcast quota` prints the monitor's report, read-only, from Snowflake's answers for
+/// both views (the fixtures the shared tests validate against the spec), as JSON and as
+/// text.
+#[test]
+fn quota_prints_the_report_as_json_and_as_text() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), &credentials_json("xy12345", "key.pem", None));
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/snowflake/quota");
+    let answers = |_: ()| {
+        let body = |name: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap())
+                .unwrap()
+        };
+        serde_json::json!([
+            {"status": 200, "body": body("hybrid_tables.json")},
+            {"status": 200, "body": body("aggregate_query_history.json")},
+        ])
+        .to_string()
+    };
+    let run = |extra: &[&str]| {
+        stand_in_post(&format!("{}/_script", stand_in.url), &answers(()));
+        let mut args = vec![
+            "quota",
+            "--database",
+            "snowcast",
+            "--secret",
+            secret.to_str().unwrap(),
+            "--base-url",
+            &stand_in.url,
+        ];
+        args.extend_from_slice(extra);
+        let output = snowcast(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let report: Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    let database = &report[0];
+    assert_eq!(database["database"], "SNOWCAST");
+    let levels: Vec<(&str, &str)> = database["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["metric"].as_str().unwrap(), m["level"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("storage", "warning"),
+            ("operations", "critical"),
+            ("writes", "critical"),
+            ("throttling", "critical"),
+        ],
+        "1.46 TB of 2 TB; a minute of 8,000 operations/s and 1,085 writes/s; 3 throttled"
+    );
+    assert_eq!(
+        database["metrics"][0]["projection"]["verdict"],
+        "insufficient_history"
+    );
+    assert_eq!(database["tables"][1]["row_count"], Value::Null);
+    assert!(database["alerts"].as_array().unwrap().is_empty(), "read-only");
+
+    let text = run(&[]);
+    assert!(text.starts_with("SNOWCAST"), "{text}");
+    assert!(text.contains("1.46 TB of 2.00 TB (73.1%)"), "{text}");
+    assert!(text.contains("APP.NEW_TABLE_HT: 0.000 GB, rows unknown"), "{text}");
+
+    let requests = stand_in_get(&format!("{}/_requests", stand_in.url));
+    assert_eq!(requests.len(), 4, "two statements per run, nothing else");
+}

@@ -24,6 +24,7 @@ use snowcast::{
         },
         snowflake::{
             quota::SnowflakeUsage,
+            script,
             sql::{Binding, SqlClient},
             statements,
         },
@@ -137,25 +138,6 @@ async fn snowflake_answers_for_both_views_conform_to_the_spec_and_decode() {
     );
 }
 
-/// The views, created as tables on fakesnow with the columns the monitor reads (and a few
-/// it does not), in two databases: one with hybrid tables, one without.
-const STAND_IN_VIEWS: &[&str] = &[
-    "CREATE DATABASE IF NOT EXISTS SNOWCAST",
-    "CREATE SCHEMA IF NOT EXISTS SNOWCAST.FAKE_INFORMATION_SCHEMA",
-    "CREATE TABLE SNOWCAST.INFORMATION_SCHEMA.HYBRID_TABLES (CATALOG TEXT, \"SCHEMA\" TEXT, \
-     \"NAME\" TEXT, OWNER TEXT, ROW_COUNT NUMBER, BYTES NUMBER, RETENTION_TIME NUMBER, \
-     CREATED TIMESTAMP_LTZ, LAST_ALTERED TIMESTAMP_LTZ, COMMENT TEXT)",
-    "CREATE DATABASE IF NOT EXISTS EMPTYDB",
-    "CREATE SCHEMA IF NOT EXISTS EMPTYDB.FAKE_INFORMATION_SCHEMA",
-    "CREATE TABLE EMPTYDB.INFORMATION_SCHEMA.HYBRID_TABLES (CATALOG TEXT, \"SCHEMA\" TEXT, \
-     \"NAME\" TEXT, OWNER TEXT, ROW_COUNT NUMBER, BYTES NUMBER)",
-    "CREATE DATABASE IF NOT EXISTS SNOWFLAKE",
-    "CREATE SCHEMA IF NOT EXISTS SNOWFLAKE.ACCOUNT_USAGE",
-    "CREATE TABLE SNOWFLAKE.ACCOUNT_USAGE.AGGREGATE_QUERY_HISTORY (INTERVAL_START_TIME \
-     TIMESTAMP_LTZ, INTERVAL_END_TIME TIMESTAMP_LTZ, QUERY_PARAMETERIZED_HASH TEXT, \
-     QUERY_TEXT TEXT, DATABASE_NAME TEXT, SCHEMA_NAME TEXT, QUERY_TYPE TEXT, CALLS NUMBER, \
-     HYBRID_TABLE_REQUESTS_THROTTLED_COUNT NUMBER)",
-];
 
 fn ltz(at: DateTime<Utc>) -> Binding {
     Binding {
@@ -167,8 +149,9 @@ fn ltz(at: DateTime<Utc>) -> Binding {
 /// Fills the stand-ins: SNOWCAST at 1.9 TB (critical), and request minutes before `run`:
 /// one with 3 throttled requests, one of another database only, one outside the window.
 async fn seed(client: &SqlClient, run: DateTime<Utc>) {
-    for statement in STAND_IN_VIEWS {
-        client.execute(statement, &[]).await.unwrap();
+    let views = std::fs::read_to_string(format!("{FIXTURES}/stand_in_views.sql")).unwrap();
+    for statement in script::statements(&views) {
+        client.execute(&statement, &[]).await.unwrap();
     }
     let table = "INSERT INTO SNOWCAST.INFORMATION_SCHEMA.HYBRID_TABLES \
                  (CATALOG, \"SCHEMA\", \"NAME\", ROW_COUNT, BYTES) VALUES ('SNOWCAST', 'APP', ?, ?, ?)";

@@ -2,7 +2,7 @@
 it cannot parse. Used by the tests on infra/snowflake/*.sql.
 
 sqlglot keeps some statements as opaque Commands (`CREATE PIPE`, `CREATE ROLE`, `CREATE
-USER`, `GRANT ... ON PIPE`, `GRANT ROLE`): those are checked against Snowflake's grammar for
+USER`, `GRANT ... ON PIPE`, `GRANT [DATABASE] ROLE`, `GRANT ... ON ALL|FUTURE TABLES`): those are checked against Snowflake's grammar for
 them here, and a pipe's COPY INTO is parsed by sqlglot. sqlglot knows neither hybrid
 tables (parsed here as the plain CREATE TABLE they extend) nor Snowflake Scripting: a
 procedure's header is checked here and every SQL statement of its body parsed by sqlglot.
@@ -31,6 +31,8 @@ COMMANDS = [re.compile(p, re.S | re.I) for p in (
     rf"^CREATE\s+(OR\s+REPLACE\s+)?USER\s+(IF\s+NOT\s+EXISTS\s+)?{IDENT}({PROPERTY})*$",
     rf"^GRANT\s+(OPERATE|MONITOR|OWNERSHIP)(\s*,\s*(OPERATE|MONITOR))*\s+ON\s+PIPE\s+{IDENT}\s+TO\s+ROLE\s+\w+$",
     rf"^GRANT\s+ROLE\s+\w+\s+TO\s+(USER|ROLE)\s+\w+$",
+    rf"^GRANT\s+DATABASE\s+ROLE\s+\w+\.\w+\s+TO\s+ROLE\s+\w+$",
+    rf"^GRANT\s+\w+(\s*,\s*\w+)*\s+ON\s+(ALL|FUTURE)\s+TABLES\s+IN\s+SCHEMA\s+{IDENT}\s+TO\s+ROLE\s+\w+$",
     rf"^ALTER\s+USER\s+(IF\s+EXISTS\s+)?{IDENT}\s+SET({PROPERTY})+$",
     rf"^GRANT\s+USAGE\s+ON\s+PROCEDURE\s+{IDENT}\s*\([\w\s,()]*\)\s+TO\s+ROLE\s+\w+$",
 )]

@@ -91,7 +91,11 @@ pub async fn run(args: QuotaArgs) -> Result<ExitCode> {
 
 /// The report as text, one block per database.
 fn render(report: &DatabaseReport) -> String {
-    let mut out = format!("{}  (at {})\n", report.database, report.at.format("%Y-%m-%d %H:%M UTC"));
+    let mut out = format!(
+        "{}  (at {})\n",
+        report.database,
+        report.at.format("%Y-%m-%d %H:%M UTC")
+    );
     for status in &report.metrics {
         let level = status.level.map_or("unknown", |l| l.as_str());
         let projection = status

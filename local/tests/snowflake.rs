@@ -486,12 +486,18 @@ fn quota_prints_the_report_as_json_and_as_text() {
         "insufficient_history"
     );
     assert_eq!(database["tables"][1]["row_count"], Value::Null);
-    assert!(database["alerts"].as_array().unwrap().is_empty(), "read-only");
+    assert!(
+        database["alerts"].as_array().unwrap().is_empty(),
+        "read-only"
+    );
 
     let text = run(&[]);
     assert!(text.starts_with("SNOWCAST"), "{text}");
     assert!(text.contains("1.46 TB of 2.00 TB (73.1%)"), "{text}");
-    assert!(text.contains("APP.NEW_TABLE_HT: 0.000 GB, rows unknown"), "{text}");
+    assert!(
+        text.contains("APP.NEW_TABLE_HT: 0.000 GB, rows unknown"),
+        "{text}"
+    );
 
     let requests = stand_in_get(&format!("{}/_requests", stand_in.url));
     assert_eq!(requests.len(), 4, "two statements per run, nothing else");

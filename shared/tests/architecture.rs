@@ -4,7 +4,7 @@
 //!
 //! Imports are read from `use` trees and from `crate::`/`super::`/`self::` paths in code,
 //! each resolved to the deepest module file it names. Unit tests (`mod tests` at the end
-//! of a file) are left out: they may use anything.
+//! of a file, or a `tests.rs` beside it) are left out: they may use anything.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -51,6 +51,7 @@ fn modules() -> Vec<Module> {
             }
             let text = std::fs::read_to_string(&file).unwrap();
             let source = match text.find("#[cfg(test)]\nmod tests") {
+                _ if path.last().is_some_and(|name| name == "tests") => String::new(),
                 Some(cut) => text[..cut].to_string(),
                 None => text,
             };

@@ -37,10 +37,7 @@ use snowflake_support::{
     assert_sqlapi_conforms, credentials_json, fakesnow_traffic, file_session, secret_file,
 };
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/snowflake/quota"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/snowflake/quota");
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/quota-monitor");
 
 fn read_json(path: &str) -> Value {
@@ -138,7 +135,6 @@ async fn snowflake_answers_for_both_views_conform_to_the_spec_and_decode() {
     );
 }
 
-
 fn ltz(at: DateTime<Utc>) -> Binding {
     Binding {
         kind: "TIMESTAMP_LTZ".into(),
@@ -156,8 +152,16 @@ async fn seed(client: &SqlClient, run: DateTime<Utc>) {
     let table = "INSERT INTO SNOWCAST.INFORMATION_SCHEMA.HYBRID_TABLES \
                  (CATALOG, \"SCHEMA\", \"NAME\", ROW_COUNT, BYTES) VALUES ('SNOWCAST', 'APP', ?, ?, ?)";
     for (name, rows, bytes) in [
-        ("MANUAL_EDITS_HT", Binding::fixed(60_000_000), Binding::fixed(1_899_000_000_000)),
-        ("USER_PREFS_HT", Binding::null("FIXED"), Binding::fixed(1_000_000_000)),
+        (
+            "MANUAL_EDITS_HT",
+            Binding::fixed(60_000_000),
+            Binding::fixed(1_899_000_000_000),
+        ),
+        (
+            "USER_PREFS_HT",
+            Binding::null("FIXED"),
+            Binding::fixed(1_000_000_000),
+        ),
     ] {
         client
             .execute(table, &[Binding::text(name), rows, bytes])
@@ -212,7 +216,14 @@ async fn the_usage_statements_run_on_fakesnow_and_conform_to_the_spec() {
     let minutes = usage.requests("SNOWCAST", from, run).await.unwrap();
     let seen: Vec<(i64, u64, u64, u64)> = minutes
         .iter()
-        .map(|m| ((run - m.start).num_minutes(), m.calls, m.writes, m.throttled))
+        .map(|m| {
+            (
+                (run - m.start).num_minutes(),
+                m.calls,
+                m.writes,
+                m.throttled,
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -226,7 +237,10 @@ async fn the_usage_statements_run_on_fakesnow_and_conform_to_the_spec() {
 
     let (traffic, sent) = fakesnow_traffic(&fake.url).await;
     for statement in [statements::QUOTA_STORAGE, statements::QUOTA_REQUESTS] {
-        assert!(sent.iter().any(|s| s == statement), "never sent: {statement}");
+        assert!(
+            sent.iter().any(|s| s == statement),
+            "never sent: {statement}"
+        );
     }
     assert_sqlapi_conforms(&traffic);
 }
@@ -335,7 +349,10 @@ async fn the_scheduled_handler_alerts_once_through_sns_and_keeps_its_history_in_
     assert_eq!(summary["databases"][0]["levels"]["storage"], "critical");
     assert_eq!(summary["databases"][1]["levels"]["storage"], "ok");
     let alerts = notifications(&queue).await;
-    let mut subjects: Vec<&str> = alerts.iter().map(|a| a["Subject"].as_str().unwrap()).collect();
+    let mut subjects: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["Subject"].as_str().unwrap())
+        .collect();
     subjects.sort();
     assert_eq!(
         subjects,
@@ -348,7 +365,12 @@ async fn the_scheduled_handler_alerts_once_through_sns_and_keeps_its_history_in_
         .iter()
         .find(|a| a["Subject"].as_str().unwrap().contains("storage"))
         .unwrap();
-    assert!(storage["Message"].as_str().unwrap().contains("shard tenants across databases"));
+    assert!(
+        storage["Message"]
+            .as_str()
+            .unwrap()
+            .contains("shard tenants across databases")
+    );
     assert_eq!(
         storage["MessageAttributes"]["dedup_key"]["Value"],
         "SNOWCAST/storage/critical"
@@ -368,7 +390,10 @@ async fn the_scheduled_handler_alerts_once_through_sns_and_keeps_its_history_in_
     // The classic scheduled rule 15 minutes later: the breach is sustained, no new alert.
     let rule = read_json(&format!("{EVENTS}/scheduled-rule.json"));
     monitor.handle(rule).await.unwrap();
-    assert!(notifications(&queue).await.is_empty(), "a sustained breach is one alert");
+    assert!(
+        notifications(&queue).await.is_empty(),
+        "a sustained breach is one alert"
+    );
 
     // A rule's custom input: only the databases it names, at the time of the call; storage
     // is still critical, so still silent.

@@ -17,7 +17,10 @@ use snowcast::{
     },
     lambda::{env, telemetry},
     ports::quota::AlertSink,
-    services::quota_monitor::{QuotaMonitor, Settings, config::{Config, parse_databases}},
+    services::quota_monitor::{
+        QuotaMonitor, Settings,
+        config::{Config, parse_databases},
+    },
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -42,9 +45,10 @@ async fn main() -> Result<(), Error> {
         config.base_url.clone(),
         "snowcast:quota-monitor",
     );
-    let alerts = config.alert_topic.as_ref().map(|topic| {
-        Arc::new(SnsAlerts::new(aws::sns_client(&sdk), topic)) as Arc<dyn AlertSink>
-    });
+    let alerts = config
+        .alert_topic
+        .as_ref()
+        .map(|topic| Arc::new(SnsAlerts::new(aws::sns_client(&sdk), topic)) as Arc<dyn AlertSink>);
     let monitor = Arc::new(QuotaMonitor::new(
         Arc::new(SnowflakeUsage::new(sql)),
         Arc::new(S3Sink::new(aws::s3_client(&sdk), state)),

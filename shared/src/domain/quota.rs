@@ -545,7 +545,7 @@ fn sen_slope(points: &[(f64, f64)]) -> (f64, f64, f64) {
 
 fn median(sorted: &[f64]) -> f64 {
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]
@@ -618,7 +618,9 @@ mod tests {
     #[test]
     fn a_sustained_breach_is_one_alert_and_each_change_one_more() {
         use Level::*;
-        let path = [Ok, Warning, Warning, Warning, Critical, Critical, Warning, Ok, Ok];
+        let path = [
+            Ok, Warning, Warning, Warning, Critical, Critical, Warning, Ok, Ok,
+        ];
         let mut previous = None;
         let mut alerts = Vec::new();
         for level in path {
@@ -693,7 +695,10 @@ mod tests {
         else {
             panic!("{projection:?}");
         };
-        assert!((per_day - 10.0 * gb as f64).abs() < 0.01 * gb as f64, "{per_day}");
+        assert!(
+            (per_day - 10.0 * gb as f64).abs() < 0.01 * gb as f64,
+            "{per_day}"
+        );
         // 1 TB - 590 GB left at 10 GB/day.
         assert!((days - 41.0).abs() < 0.5, "{days}");
         assert_eq!(date, NaiveDate::from_ymd_opt(2026, 7, 12).unwrap());
@@ -707,7 +712,10 @@ mod tests {
             .map(|d| {
                 // Deterministic scatter of -48..+48 GB around the trend.
                 let wobble = ((d * 7919) % 13) as f64 * 8.0 - 48.0;
-                sample((d - 29) * 24, (1e12 + d as f64 * 10.0 * gb + wobble * gb) as u64)
+                sample(
+                    (d - 29) * 24,
+                    (1e12 + d as f64 * 10.0 * gb + wobble * gb) as u64,
+                )
             })
             .collect();
         let current = noisy.last().unwrap().storage_bytes as f64;
@@ -781,9 +789,12 @@ mod tests {
             throttled,
         };
         // Two statements in minute 0 add up; minute 1 has a throttled request.
-        let summary =
-            RequestSummary::of(&[minute(0, 300, 60, 0), minute(0, 300, 0, 0), minute(1, 120, 120, 2)])
-                .unwrap();
+        let summary = RequestSummary::of(&[
+            minute(0, 300, 60, 0),
+            minute(0, 300, 0, 0),
+            minute(1, 120, 120, 2),
+        ])
+        .unwrap();
         assert_eq!(summary.intervals, 2);
         assert_eq!(summary.through, at(0) + Duration::minutes(1));
         assert_eq!(summary.peak_operations_per_second, 10.0);

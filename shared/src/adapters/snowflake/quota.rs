@@ -99,9 +99,8 @@ impl UsageSource for SnowflakeUsage {
             .iter()
             .map(|row| {
                 Ok(RequestInterval {
-                    start: timestamp(row, "INTERVAL_START_TIME")?.ok_or_else(|| {
-                        bad_row("column INTERVAL_START_TIME is NULL".to_string())
-                    })?,
+                    start: timestamp(row, "INTERVAL_START_TIME")?
+                        .ok_or_else(|| bad_row("column INTERVAL_START_TIME is NULL".to_string()))?,
                     calls: count(row, "CALLS")?.unwrap_or(0),
                     writes: count(row, "WRITES")?.unwrap_or(0),
                     throttled: count(row, "THROTTLED")?.unwrap_or(0),
@@ -118,7 +117,10 @@ mod tests {
     #[test]
     fn database_names_are_identifiers_or_refused() {
         assert_eq!(database_identifier("snowcast").unwrap(), "SNOWCAST");
-        assert_eq!(database_identifier("SNOWCAST_EU_2").unwrap(), "SNOWCAST_EU_2");
+        assert_eq!(
+            database_identifier("SNOWCAST_EU_2").unwrap(),
+            "SNOWCAST_EU_2"
+        );
         for bad in ["", "1DB", "DB.X", "DB; DROP", "\"DB\"", "DB)--"] {
             assert!(database_identifier(bad).is_err(), "{bad}");
         }

@@ -48,14 +48,24 @@ pub(super) fn count(row: &Map<String, Value>, column: &str) -> Result<Option<u64
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
             .map(Some)
             .ok_or_else(bad),
         Some(Value::String(s)) => s
             .trim_end_matches(".0")
             .parse::<u64>()
             .map(Some)
-            .or_else(|_| s.parse::<f64>().ok().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| Some(f.min(u64::MAX as f64) as u64)).ok_or_else(bad)),
+            .or_else(|_| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| Some(f.min(u64::MAX as f64) as u64))
+                    .ok_or_else(bad)
+            }),
         Some(_) => Err(bad()),
     }
 }

@@ -228,7 +228,12 @@ impl QuotaMonitor {
         (reports, failures)
     }
 
-    async fn check(&self, database: &str, at: DateTime<Utc>, record: bool) -> Result<DatabaseReport> {
+    async fn check(
+        &self,
+        database: &str,
+        at: DateTime<Utc>,
+        record: bool,
+    ) -> Result<DatabaseReport> {
         let quota = self.settings.quotas.of(database);
         let from = at - self.settings.window.lag - self.settings.window.window;
         let (tables, intervals, mut state) = tokio::try_join!(
@@ -237,7 +242,9 @@ impl QuotaMonitor {
             self.load(database),
         )?;
         let requests = RequestSummary::of(&intervals);
-        let storage_bytes = tables.iter().fold(0u64, |sum, t| sum.saturating_add(t.bytes));
+        let storage_bytes = tables
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.bytes));
         state.record(Sample {
             at,
             storage_bytes,
@@ -289,9 +296,8 @@ impl QuotaMonitor {
     async fn load(&self, database: &str) -> Result<QuotaState> {
         match self.state.get(&Self::state_key(database)).await? {
             None => Ok(QuotaState::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::invalid("quota state", format!("{database}: {e}"))
-            }),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::invalid("quota state", format!("{database}: {e}"))),
         }
     }
 
@@ -355,7 +361,10 @@ fn alert(
     };
     let mut subject = format!("[snowcast] {headline}: {measured}");
     if subject.len() > 100 {
-        let cut = (0..=97).rev().find(|&i| subject.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=97)
+            .rev()
+            .find(|&i| subject.is_char_boundary(i))
+            .unwrap_or(0);
         subject.truncate(cut);
         subject.push_str("...");
     }

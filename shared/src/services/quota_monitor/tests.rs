@@ -34,7 +34,13 @@ fn table(name: &str, bytes: f64, rows: Option<u64>) -> TableUsage {
 }
 
 /// One minute of requests, `minutes_before` the run at `run`.
-fn minute(run: DateTime<Utc>, minutes_before: i64, ops: u64, writes: u64, throttled: u64) -> RequestInterval {
+fn minute(
+    run: DateTime<Utc>,
+    minutes_before: i64,
+    ops: u64,
+    writes: u64,
+    throttled: u64,
+) -> RequestInterval {
     RequestInterval {
         start: run - Duration::minutes(minutes_before),
         calls: ops * 60,
@@ -113,21 +119,34 @@ async fn a_sustained_breach_alerts_once_and_each_change_of_level_once_more() {
         ]
     );
     let alerts = rig.alerts.published();
-    assert!(alerts[0].subject.contains("SNOWCAST storage WARNING"), "{}", alerts[0].subject);
-    assert!(alerts[0].subject.contains("(75.0%)"), "{}", alerts[0].subject);
+    assert!(
+        alerts[0].subject.contains("SNOWCAST storage WARNING"),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        alerts[0].subject.contains("(75.0%)"),
+        "{}",
+        alerts[0].subject
+    );
     assert!(alerts[1].message.contains("shard tenants across databases"));
     assert!(alerts[1].message.contains("OLTP store"));
-    assert!(!alerts[3].message.contains("shard"), "a recovery gives no advice");
+    assert!(
+        !alerts[3].message.contains("shard"),
+        "a recovery gives no advice"
+    );
     assert!(alerts.iter().all(|a| a.subject.len() <= 100));
 }
 
 #[tokio::test]
 async fn a_throttled_request_is_critical_and_its_end_a_recovery() {
     let rig = rig(&["SNOWCAST"]);
-    rig.usage.set("SNOWCAST", vec![], vec![minute(at(0), 3, 50, 5, 2)]);
+    rig.usage
+        .set("SNOWCAST", vec![], vec![minute(at(0), 3, 50, 5, 2)]);
     rig.run_at(at(0)).await;
     rig.run_at(at(15)).await;
-    rig.usage.set("SNOWCAST", vec![], vec![minute(at(600), 3, 50, 5, 0)]);
+    rig.usage
+        .set("SNOWCAST", vec![], vec![minute(at(600), 3, 50, 5, 0)]);
     rig.run_at(at(600)).await;
     assert_eq!(
         rig.changes(),
@@ -193,7 +212,10 @@ async fn a_view_that_lags_announces_no_recovery_for_lack_of_data() {
         .map(|m| m["Name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.contains(&"StorageBytes".to_string()));
-    assert!(!names.contains(&"OperationsPerSecond".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"OperationsPerSecond".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
@@ -221,9 +243,15 @@ async fn a_database_without_hybrid_tables_and_tables_without_row_counts() {
     let edits = records[1].to_json(0);
     assert_eq!(edits["Table"], "APP.MANUAL_EDITS_HT");
     assert_eq!(edits["TableBytes"], 2e9);
-    assert!(edits.get("TableRows").is_none(), "NULL ROW_COUNT is not a zero");
+    assert!(
+        edits.get("TableRows").is_none(),
+        "NULL ROW_COUNT is not a zero"
+    );
     assert_eq!(records[2].to_json(0)["TableRows"], 40.0);
-    assert_eq!(reports[1].metric(Metric::Storage).unwrap().value, Some(2.001e9));
+    assert_eq!(
+        reports[1].metric(Metric::Storage).unwrap().value,
+        Some(2.001e9)
+    );
     assert!(rig.alerts.published().is_empty());
 }
 
@@ -233,14 +261,23 @@ async fn one_failing_database_fails_the_run_after_the_others_are_checked() {
     rig.usage.fail("BROKEN", "Insufficient privileges");
     rig.usage
         .set("SNOWCAST", vec![table("T", 1.9 * TB, Some(1))], vec![]);
-    let error = rig.monitor.handle(scheduler_event(at(0))).await.unwrap_err();
-    assert!(error.to_string().contains("Insufficient privileges"), "{error}");
+    let error = rig
+        .monitor
+        .handle(scheduler_event(at(0)))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("Insufficient privileges"),
+        "{error}"
+    );
     assert_eq!(
         rig.changes(),
         [(Metric::Storage, Change::Raised, Level::Critical)]
     );
     assert!(
-        rig.state.objects().contains_key("quota-monitor/SNOWCAST.json"),
+        rig.state
+            .objects()
+            .contains_key("quota-monitor/SNOWCAST.json"),
         "the healthy database's state is saved"
     );
 }
@@ -269,7 +306,10 @@ async fn an_alert_that_cannot_be_published_is_raised_again_next_run() {
         rig.monitor.settings.clone(),
     );
     assert!(failing.handle(scheduler_event(at(0))).await.is_err());
-    assert!(rig.state.objects().is_empty(), "nothing saved: the alert is owed");
+    assert!(
+        rig.state.objects().is_empty(),
+        "nothing saved: the alert is owed"
+    );
     rig.run_at(at(15)).await;
     assert_eq!(
         rig.changes(),

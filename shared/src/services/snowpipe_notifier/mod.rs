@@ -27,8 +27,9 @@ use crate::{
     domain::manifest::{LoadFile, LoadMessage},
     error::{Error, Result},
     lambda::{
-        self, QueueMessage, scheduled_time,
+        self, QueueMessage,
         metrics::{MetricRecord, Unit},
+        scheduled_time,
     },
     ports::loader::{FileLoad, LoadFailure, Loader},
 };

@@ -75,6 +75,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The alert channel (an SNS topic) refused an alert.
+    #[error("alert topic {topic}: {message}")]
+    Alert {
+        /// The topic's ARN.
+        topic: String,
+        /// What the service said.
+        message: String,
+    },
+
     /// An event that is not what the function is wired to receive.
     #[error("event: {0}")]
     Event(String),
@@ -134,6 +143,7 @@ impl Error {
             Error::Io { .. } => "Io",
             Error::ObjectStore { .. } => "ObjectStore",
             Error::Queue { .. } => "Queue",
+            Error::Alert { .. } => "Alert",
             Error::Event(_) => "Event",
             Error::Deadline(_) => "Deadline",
             Error::Unavailable(_) => "Unavailable",

@@ -142,6 +142,44 @@ fn ltz(at: DateTime<Utc>) -> Binding {
     }
 }
 
+/// Found by the adversarial review: an answer without the columns asked for (or without a
+/// result set), or with fewer rows than it announces, read as 0 bytes and announced a
+/// recovery. Each is an error now.
+#[tokio::test]
+async fn answers_that_are_not_the_result_asked_for_are_errors() {
+    let stand_in = python::start("recording_server.py");
+    let full = read_json(&format!("{FIXTURES}/hybrid_tables.json"));
+    let mut no_bytes = full.clone();
+    no_bytes["resultSetMetaData"]["rowType"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    for row in no_bytes["data"].as_array_mut().unwrap() {
+        row.as_array_mut().unwrap().pop();
+    }
+    let mut short = full.clone();
+    short["data"] = json!([]);
+    let no_result = json!({"code": "090001", "message": "Statement executed successfully.",
+                           "statementHandle": full["statementHandle"]});
+    let dir = tempfile::tempdir().unwrap();
+    let usage = SnowflakeUsage::new(client(&stand_in.url, dir.path()).await);
+    for (answer, expected) in [
+        (no_bytes, "no column BYTES"),
+        (short, "a result of 3 rows came with 0"),
+        (no_result, "no column SCHEMA, NAME, ROW_COUNT, BYTES"),
+    ] {
+        let script = json!([{"status": 200, "body": answer}]);
+        reqwest::Client::new()
+            .post(format!("{}/_script", stand_in.url))
+            .body(script.to_string())
+            .send()
+            .await
+            .unwrap();
+        let error = usage.storage("SNOWCAST").await.unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}
+
 /// Fills the stand-ins: SNOWCAST at 1.9 TB (critical), and request minutes before `run`:
 /// one with 3 throttled requests, one of another database only, one outside the window.
 async fn seed(client: &SqlClient, run: DateTime<Utc>) {

@@ -32,7 +32,8 @@ pub const GUIDANCE: &str = "Plan the exit before the quota is reached: shard ten
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Quota {
-    /// Row-store bytes (default 2 TB = 2 x 10^12 bytes).
+    /// Row-store bytes (default 2 TB = 2 x 10^12 bytes); `4e12` is accepted.
+    #[serde(deserialize_with = "whole_number")]
     pub storage_bytes: u64,
     /// Operations per second (default 8,000).
     pub operations_per_second: f64,
@@ -61,21 +62,37 @@ impl Quota {
         }
     }
 
+    /// Every quota at least 1 (a byte, an operation per second): smaller ones are typos,
+    /// and would make shares overflow to infinity.
     fn check(&self, database: &str) -> Result<()> {
-        let positive = self.storage_bytes > 0
-            && self.operations_per_second.is_finite()
-            && self.operations_per_second > 0.0
-            && self.writes_per_second.is_finite()
-            && self.writes_per_second > 0.0;
-        if positive {
+        let sensible = |rate: f64| rate.is_finite() && rate >= 1.0;
+        if self.storage_bytes >= 1
+            && sensible(self.operations_per_second)
+            && sensible(self.writes_per_second)
+        {
             Ok(())
         } else {
             Err(Error::invalid(
                 "quota",
-                format!("{database}: every quota must be a positive number"),
+                format!("{database}: every quota must be a number of at least 1"),
             ))
         }
     }
+}
+
+/// A count written as an integer or as a whole float (`4e12`).
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<u64, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    parse_whole(value)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a whole number of bytes")))
+}
+
+/// `value` as a count, if it is a whole non-negative number within u64.
+pub fn parse_whole(value: f64) -> Option<u64> {
+    (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64)
+        .then_some(value as u64)
 }
 
 /// Each database's quotas: a default and overrides by database name.
@@ -100,8 +117,14 @@ impl Quotas {
         let parsed: BTreeMap<String, serde_json::Value> = serde_json::from_str(overrides)
             .map_err(|e| Error::invalid("quota overrides", e.to_string()))?;
         for (database, fields) in parsed {
+            let fields = fields.as_object().ok_or_else(|| {
+                Error::invalid(
+                    "quota overrides",
+                    format!("{database}: expected an object of quotas, found {fields}"),
+                )
+            })?;
             let mut merged = serde_json::to_value(default)?;
-            if let (Some(merged), Some(fields)) = (merged.as_object_mut(), fields.as_object()) {
+            if let Some(merged) = merged.as_object_mut() {
                 merged.extend(fields.clone());
             }
             let quota: Quota = serde_json::from_value(merged)
@@ -258,7 +281,9 @@ impl RequestSummary {
         }
         let through = *minutes.keys().next_back()?;
         let per_second = |count: u64| count as f64 / 60.0;
-        let total: u64 = minutes.values().map(|m| m.0).sum();
+        let total = minutes
+            .values()
+            .fold(0u64, |sum, m| sum.saturating_add(m.0));
         Some(RequestSummary {
             intervals: minutes.len(),
             through,
@@ -432,9 +457,10 @@ impl Projection {
                 latest_days,
                 ..
             } => {
-                let latest = latest_days.map_or("more than a year".into(), |d| format!("{d:.0}"));
+                let latest =
+                    latest_days.map_or("more than a year".into(), |d| format!("{d:.0} days"));
                 format!(
-                    "in about {days:.0} days ({date}; 95% range {earliest_days:.0} to {latest} days)"
+                    "in about {days:.0} days ({date}; 95% range {earliest_days:.0} days to {latest})"
                 )
             }
         }
@@ -801,6 +827,9 @@ mod tests {
         assert_eq!(summary.mean_operations_per_second, 6.0);
         assert_eq!(summary.peak_writes_per_second, 2.0);
         assert_eq!(summary.throttled, 2);
+        // Counts near u64::MAX saturate instead of overflowing.
+        let huge = RequestSummary::of(&[minute(0, u64::MAX, 0, 0), minute(1, u64::MAX, 0, 0)]);
+        assert!(huge.unwrap().mean_operations_per_second.is_finite());
     }
 
     #[test]
@@ -815,5 +844,17 @@ mod tests {
         assert_eq!(quotas.of("OTHER"), Quota::default());
         assert!(Quotas::parse(Quota::default(), r#"{"X": {"storage": 1}}"#).is_err());
         assert!(Quotas::parse(Quota::default(), r#"{"X": {"writes_per_second": 0}}"#).is_err());
+        // Found by the adversarial review: the README's float notation, tiny and absent
+        // quotas.
+        let float = Quotas::parse(Quota::default(), r#"{"EU": {"storage_bytes": 4e12}}"#);
+        assert_eq!(float.unwrap().of("EU").storage_bytes, 4 * TB);
+        for bad in [
+            r#"{"X": {"operations_per_second": 5e-324}}"#,
+            r#"{"X": {"storage_bytes": 1.5}}"#,
+            r#"{"X": 5}"#,
+            r#"{"X": null}"#,
+        ] {
+            assert!(Quotas::parse(Quota::default(), bad).is_err(), "{bad}");
+        }
     }
 }

@@ -63,9 +63,12 @@ impl MetricRecord {
         self
     }
 
-    /// Adds a metric value.
+    /// Adds a metric value; a value that is not finite is left out (EMF would carry it as
+    /// `null`, and CloudWatch rejects the whole record).
     pub fn metric(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
-        self.metrics.push((name, value, unit));
+        if value.is_finite() {
+            self.metrics.push((name, value, unit));
+        }
         self
     }
 

@@ -51,7 +51,7 @@ pub struct Alert {
     pub change: Change,
     /// When it was observed.
     pub at: DateTime<Utc>,
-    /// One-line subject (at most 100 characters: SNS's limit).
+    /// One-line subject: printable ASCII, fewer than 100 characters (SNS's limit).
     pub subject: String,
     /// The full text, guidance included.
     pub message: String,

@@ -49,8 +49,8 @@ impl AlertSink for SnsAlerts {
             .message_attributes("dedup_key", attribute(&alert.dedup_key())?)
             .send()
             .await
-            .map_err(|e| Error::Queue {
-                queue: self.topic_arn.clone(),
+            .map_err(|e| Error::Alert {
+                topic: self.topic_arn.clone(),
                 message: describe(&e),
             })?;
         Ok(())

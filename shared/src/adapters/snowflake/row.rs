@@ -41,31 +41,27 @@ pub(super) fn timestamp(row: &Map<String, Value>, column: &str) -> Result<Option
 }
 
 /// A non-negative count that may be NULL: an integer, a whole REAL (an aggregate on some
-/// engines) or a numeric string (NUMBER(38,0) beyond i64).
+/// engines) or a numeric string (NUMBER(38,0) beyond u64 saturates). A missing column is
+/// an error, not a NULL: a result without it is not the one asked for.
 pub(super) fn count(row: &Map<String, Value>, column: &str) -> Result<Option<u64>> {
-    let bad = || bad_row(format!("column {column} is not a count"));
-    match row.get(column) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
+    let bad = || bad_row(format!("column {column} is missing or not a count"));
+    let whole = |f: f64| (f >= 0.0 && f.fract() == 0.0).then(|| f.min(u64::MAX as f64) as u64);
+    match row.get(column).ok_or_else(bad)? {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
             .as_u64()
+            .or_else(|| n.as_f64().and_then(whole))
+            .map(Some)
+            .ok_or_else(bad),
+        Value::String(s) => s
+            .parse::<u64>()
+            .ok()
             .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                    .map(|f| f as u64)
+                let digits = s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                s.parse::<f64>().ok().filter(|_| digits).and_then(whole)
             })
             .map(Some)
             .ok_or_else(bad),
-        Some(Value::String(s)) => s
-            .trim_end_matches(".0")
-            .parse::<u64>()
-            .map(Some)
-            .or_else(|_| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                    .map(|f| Some(f.min(u64::MAX as f64) as u64))
-                    .ok_or_else(bad)
-            }),
-        Some(_) => Err(bad()),
+        _ => Err(bad()),
     }
 }

@@ -133,6 +133,9 @@ pub struct Column {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResultSetMetaData {
+    /// Rows in all partitions, when Snowflake says.
+    #[serde(default)]
+    num_rows: Option<u64>,
     #[serde(default)]
     row_type: Vec<Column>,
     #[serde(default)]
@@ -257,6 +260,7 @@ impl SqlClient {
     /// Decodes the first partition and fetches the others.
     async fn collect(&self, first: ResultSet, started: Instant) -> Result<QueryResult> {
         let meta = first.result_set_meta_data.unwrap_or(ResultSetMetaData {
+            num_rows: None,
             row_type: Vec::new(),
             partition_info: Vec::new(),
         });
@@ -295,6 +299,14 @@ impl SqlClient {
                 .try_collect()
                 .await?;
             data.extend(partitions.into_iter().flatten());
+        }
+        if let Some(announced) = meta.num_rows.filter(|&n| n != data.len() as u64) {
+            return Err(Error::Snowflake {
+                status: 200,
+                code: None,
+                sql_state: None,
+                message: format!("a result of {announced} rows came with {}", data.len()),
+            });
         }
         let rows = data
             .into_iter()
@@ -405,8 +417,8 @@ fn decode_time(kind: &str, text: &str) -> Option<String> {
         // "seconds.nanos offset", the offset in minutes plus 1440.
         let (instant, offset) = text.split_once(' ')?;
         let (secs, nanos) = seconds_nanos(instant)?;
-        let minutes = offset.parse::<i32>().ok()? - 1440;
-        let zone = chrono::FixedOffset::east_opt(minutes * 60)?;
+        let minutes = offset.parse::<i32>().ok()?.checked_sub(1440)?;
+        let zone = chrono::FixedOffset::east_opt(minutes.checked_mul(60)?)?;
         let at = DateTime::from_timestamp(secs, nanos)?;
         return Some(at.with_timezone(&zone).to_rfc3339());
     }
@@ -448,7 +460,7 @@ fn decode_value(column: &Column, value: Value) -> Result<Value> {
         "date" => {
             let days: i64 = text.parse().map_err(|_| bad())?;
             let date = NaiveDate::from_ymd_opt(1970, 1, 1)
-                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days)))
+                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::try_days(days)?))
                 .ok_or_else(bad)?;
             Value::String(date.to_string())
         }
@@ -464,12 +476,16 @@ fn decode_value(column: &Column, value: Value) -> Result<Value> {
 /// the seconds.
 fn seconds_nanos(text: &str) -> Option<(i64, u32)> {
     let (secs, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let negative = secs.starts_with('-');
     let secs: i64 = secs.parse().ok()?;
     let digits = fraction.len().min(9);
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let nanos: u32 = fraction.get(..digits)?.parse::<u32>().ok()? * 10u32.pow(9 - digits as u32);
-    if secs < 0 && nanos > 0 {
-        // "-1.5" is 1.5 s before the epoch: -2 s + 0.5 s.
-        Some((secs - 1, 1_000_000_000 - nanos))
+    if negative && nanos > 0 {
+        // "-1.5" is 1.5 s before the epoch: -2 s + 0.5 s ("-0.5": -1 s + 0.5 s).
+        Some((secs.checked_sub(1)?, 1_000_000_000 - nanos))
     } else {
         Some((secs, nanos))
     }
@@ -530,6 +546,26 @@ mod tests {
         }
         assert!(decode_value(&column("date", 0), json!("soon")).is_err());
         assert_eq!(seconds_nanos("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(seconds_nanos("-0.5"), Some((-1, 500_000_000)));
+    }
+
+    /// Found by the quota monitor's adversarial review: values at the ends of their types
+    /// are errors, never a panic.
+    #[test]
+    fn extreme_values_are_errors_not_panics() {
+        assert_eq!(seconds_nanos("-9223372036854775808.5"), None);
+        assert_eq!(seconds_nanos("1.-5"), None);
+        assert_eq!(
+            decode_time("timestamp_tz", "1795330994.0 -2147483648"),
+            None
+        );
+        assert_eq!(decode_time("timestamp_tz", "1795330994.0 2147483647"), None);
+        for days in ["9223372036854775807", "-9223372036854775808"] {
+            assert!(
+                decode_value(&column("date", 0), json!(days)).is_err(),
+                "{days}"
+            );
+        }
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The quota monitor's configuration, read once at start-up (the Lambda and `snowcast
 //! quota` read the same variables).
 
+use std::ops::RangeInclusive;
+
 use chrono::Duration;
 
 use crate::{
-    domain::quota::{Quota, Quotas},
+    domain::quota::{Quota, Quotas, parse_whole},
     error::{Error, Result},
     lambda::env,
 };
+
+/// Longest request window or view lag: a week (the view lags hours, not days).
+const MAX_MINUTES: i64 = 7 * 24 * 60;
 
 /// What the monitor watches, against which quotas, over which window.
 #[derive(Debug, Clone)]
@@ -59,9 +64,17 @@ impl Config {
     /// Reads the variables above.
     pub fn from_env() -> Result<Self> {
         let defaults = Quota::default();
+        let storage_bytes = match env::number::<f64>("SNOWCAST_QUOTA_STORAGE_BYTES")? {
+            None => defaults.storage_bytes,
+            Some(bytes) => parse_whole(bytes).ok_or_else(|| {
+                Error::invalid(
+                    "SNOWCAST_QUOTA_STORAGE_BYTES",
+                    format!("{bytes}: not a whole number"),
+                )
+            })?,
+        };
         let default = Quota {
-            storage_bytes: env::number("SNOWCAST_QUOTA_STORAGE_BYTES")?
-                .unwrap_or(defaults.storage_bytes),
+            storage_bytes,
             operations_per_second: env::number("SNOWCAST_QUOTA_OPERATIONS_PER_SECOND")?
                 .unwrap_or(defaults.operations_per_second),
             writes_per_second: env::number("SNOWCAST_QUOTA_WRITES_PER_SECOND")?
@@ -71,10 +84,13 @@ impl Config {
             default,
             &env::var("SNOWCAST_QUOTA_OVERRIDES").unwrap_or_default(),
         )?;
-        let minutes = |name: &'static str, default: i64| -> Result<Duration> {
+        let minutes = |name: &'static str, default: i64, range: RangeInclusive<i64>| {
             match env::number::<i64>(name)? {
-                Some(m) if m > 0 => Ok(Duration::minutes(m)),
-                Some(m) => Err(Error::invalid(name, format!("{m}: must be positive"))),
+                Some(m) if range.contains(&m) => Ok(Duration::minutes(m)),
+                Some(m) => Err(Error::invalid(
+                    name,
+                    format!("{m} minutes: must be {} to {}", range.start(), range.end()),
+                )),
                 None => Ok(Duration::minutes(default)),
             }
         };
@@ -84,8 +100,8 @@ impl Config {
             databases: parse_databases(&env::var("SNOWCAST_QUOTA_DATABASES").unwrap_or_default()),
             quotas,
             window: RequestWindow {
-                window: minutes("SNOWCAST_QUOTA_WINDOW_MINUTES", 60)?,
-                lag: minutes("SNOWCAST_QUOTA_VIEW_LAG_MINUTES", 180)?,
+                window: minutes("SNOWCAST_QUOTA_WINDOW_MINUTES", 60, 1..=MAX_MINUTES)?,
+                lag: minutes("SNOWCAST_QUOTA_VIEW_LAG_MINUTES", 180, 0..=MAX_MINUTES)?,
             },
             state: env::var("SNOWCAST_QUOTA_STATE"),
             alert_topic: env::var("SNOWCAST_QUOTA_ALERT_TOPIC"),

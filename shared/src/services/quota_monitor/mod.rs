@@ -38,6 +38,8 @@ use crate::{
 
 /// Name of the function in metrics.
 const FUNCTION: &str = "quota-monitor";
+/// SNS subjects must be shorter than this.
+const SUBJECT_LIMIT: usize = 100;
 /// Folder of the state objects in the state store.
 const STATE_PREFIX: &str = "quota-monitor";
 
@@ -179,13 +181,9 @@ impl QuotaMonitor {
     /// metrics, answers a summary; fails when any database could not be checked.
     pub async fn handle(&self, event: serde_json::Value) -> Result<serde_json::Value> {
         let at = scheduled_time(&event).unwrap_or_else(Utc::now);
-        let databases = match event.get("databases").and_then(|d| d.as_array()) {
-            Some(list) => list
-                .iter()
-                .filter_map(|d| d.as_str())
-                .map(str::to_ascii_uppercase)
-                .collect(),
+        let databases = match event.get("databases") {
             None => self.settings.databases.clone(),
+            Some(named) => databases_named(named)?,
         };
         let (reports, failures) = self.run(&databases, at, true).await;
         for record in reports.iter().flat_map(DatabaseReport::metric_records) {
@@ -235,7 +233,11 @@ impl QuotaMonitor {
         record: bool,
     ) -> Result<DatabaseReport> {
         let quota = self.settings.quotas.of(database);
-        let from = at - self.settings.window.lag - self.settings.window.window;
+        let from = at
+            .checked_sub_signed(self.settings.window.lag + self.settings.window.window)
+            .ok_or_else(|| {
+                Error::invalid("time", format!("{at}: the window starts before time"))
+            })?;
         let (tables, intervals, mut state) = tokio::try_join!(
             self.usage.storage(database),
             self.usage.requests(database, from, at),
@@ -294,10 +296,18 @@ impl QuotaMonitor {
     }
 
     async fn load(&self, database: &str) -> Result<QuotaState> {
-        match self.state.get(&Self::state_key(database)).await? {
-            None => Ok(QuotaState::default()),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::invalid("quota state", format!("{database}: {e}"))),
+        let Some(bytes) = self.state.get(&Self::state_key(database)).await? else {
+            return Ok(QuotaState::default());
+        };
+        let invalid =
+            |message: String| Error::invalid("quota state", format!("{database}: {message}"));
+        // An object only: serde would also read a struct from an array (`[]`: no history).
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(state @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(state).map_err(|e| invalid(e.to_string()))
+            }
+            Ok(other) => Err(invalid(format!("expected an object, found {other}"))),
+            Err(e) => Err(invalid(e.to_string())),
         }
     }
 
@@ -306,6 +316,23 @@ impl QuotaMonitor {
         self.state.put(&Self::state_key(database), body).await?;
         Ok(())
     }
+}
+
+/// The databases a custom input names: a non-empty list of names (a run that checks
+/// nothing must fail, not succeed silently).
+fn databases_named(named: &serde_json::Value) -> Result<Vec<String>> {
+    let invalid = || {
+        Error::Event(format!(
+            "\"databases\" must be a non-empty list of names, found {named}"
+        ))
+    };
+    let list = named
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(invalid)?;
+    list.iter()
+        .map(|d| d.as_str().map(str::to_ascii_uppercase).ok_or_else(invalid))
+        .collect()
 }
 
 /// One metric's value, share of quota, level and projection.
@@ -359,15 +386,7 @@ fn alert(
             level.as_str().to_uppercase()
         ),
     };
-    let mut subject = format!("[snowcast] {headline}: {measured}");
-    if subject.len() > 100 {
-        let cut = (0..=97)
-            .rev()
-            .find(|&i| subject.is_char_boundary(i))
-            .unwrap_or(0);
-        subject.truncate(cut);
-        subject.push_str("...");
-    }
+    let subject = sns_subject(&format!("[snowcast] {headline}: {measured}"));
     let mut message = format!(
         "Hybrid Table quota, database {database}, {}: {measured}.\nLevel: {} (was {}); warning \
          at 70% of the quota, critical at 90% or on any throttled request.\n",
@@ -392,6 +411,25 @@ fn alert(
         subject,
         message,
     }
+}
+
+/// `text` as SNS takes a subject: printable ASCII (others become `?`), fewer than 100
+/// characters (cut with `...`).
+fn sns_subject(text: &str) -> String {
+    let printable: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if printable.len() < SUBJECT_LIMIT {
+        return printable;
+    }
+    format!("{}...", &printable[..SUBJECT_LIMIT - 4])
 }
 
 /// `"1.46 TB of 2.00 TB (73.0%)"`, `"6100 operations/s of 8000 (76.2%)"`, `"3 throttled"`.

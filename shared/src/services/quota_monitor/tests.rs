@@ -135,7 +135,11 @@ async fn a_sustained_breach_alerts_once_and_each_change_of_level_once_more() {
         !alerts[3].message.contains("shard"),
         "a recovery gives no advice"
     );
-    assert!(alerts.iter().all(|a| a.subject.len() <= 100));
+    assert!(alerts.iter().all(|a| a.subject.len() < 100));
+    let long = sns_subject(&format!("[snowcast] {}\u{e9}\n storage", "D".repeat(200)));
+    assert_eq!(long.len(), 99);
+    assert!(long.ends_with("...") && long.is_ascii() && !long.contains('\n'));
+    assert_eq!(sns_subject("caf\u{e9}\tok"), "caf??ok");
 }
 
 #[tokio::test]
@@ -287,8 +291,8 @@ struct FailingAlerts;
 #[async_trait]
 impl AlertSink for FailingAlerts {
     async fn publish(&self, _: &Alert) -> crate::error::Result<()> {
-        Err(Error::Queue {
-            queue: "topic".into(),
+        Err(Error::Alert {
+            topic: "topic".into(),
             message: "throttled".into(),
         })
     }
@@ -374,4 +378,71 @@ async fn daily_growth_in_the_history_is_projected_to_a_date() {
     }
     let record = reports[0].metric_records()[0].to_json(0);
     assert!((record["DaysToStorageQuota"].as_f64().unwrap() - 31.0).abs() < 0.01);
+}
+
+/// Found by the adversarial review: custom input that names no database is an error, not
+/// a successful run that checked nothing.
+#[tokio::test]
+async fn custom_input_naming_no_database_fails() {
+    let rig = rig(&["A"]);
+    for named in [
+        serde_json::json!([]),
+        serde_json::json!([1, 2]),
+        serde_json::json!([null]),
+        serde_json::json!("notalist"),
+    ] {
+        let error = rig
+            .monitor
+            .handle(serde_json::json!({ "databases": named }))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), "Event", "{named}: {error}");
+    }
+}
+
+/// Found by the adversarial review: a state object that is an array is corrupt, not an
+/// empty history (which would raise every alert again).
+#[tokio::test]
+async fn a_state_that_is_not_an_object_is_refused() {
+    let rig = rig(&["SNOWCAST"]);
+    rig.state
+        .put(
+            "quota-monitor/SNOWCAST.json",
+            bytes::Bytes::from_static(b"[]"),
+        )
+        .await
+        .unwrap();
+    let error = rig
+        .monitor
+        .handle(scheduler_event(at(0)))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("expected an object"), "{error}");
+    assert!(rig.alerts.published().is_empty());
+}
+
+/// Found by the adversarial review: a window reaching before the start of time is an
+/// error, not a panic.
+#[tokio::test]
+async fn a_window_before_time_is_an_error() {
+    let usage = MemoryUsage::default();
+    let monitor = QuotaMonitor::new(
+        Arc::new(usage),
+        Arc::new(MemorySink::default()),
+        None,
+        Settings {
+            databases: vec!["SNOWCAST".into()],
+            quotas: Quotas::default(),
+            window: RequestWindow::default(),
+        },
+    );
+    let (reports, failures) = monitor
+        .run(&["SNOWCAST".into()], DateTime::<Utc>::MIN_UTC, false)
+        .await;
+    assert!(reports.is_empty());
+    assert!(
+        failures[0].1.to_string().contains("before time"),
+        "{}",
+        failures[0].1
+    );
 }

@@ -27,9 +27,7 @@ use snowcast::{
     },
     ports::forecast::{EditStore, ForecastRead, PrefsStore, PutOutcome, RevertOutcome},
 };
-use snowflake_support::{
-    assert_sqlapi_conforms, credentials_json, fakesnow_traffic, file_session, secret_file,
-};
+use snowflake_support::{assert_sqlapi_conforms, fakesnow_traffic, sql_client};
 
 const HOSTILE: &str = "x'); DROP TABLE SNOWCAST.APP.MANUAL_EDITS_HT; --";
 
@@ -57,13 +55,7 @@ fn range() -> DateRange {
 }
 
 async fn client(url: &str, dir: &std::path::Path) -> SqlClient {
-    let secret = secret_file(dir, &credentials_json("xy12345", "key.pem", None));
-    SqlClient::new(
-        reqwest::Client::new(),
-        file_session(secret).await,
-        Some(url.to_string()),
-        "snowcast:edit-api",
-    )
+    sql_client(url, dir, "snowcast:edit-api").await
 }
 
 async fn migrate(client: &SqlClient) {

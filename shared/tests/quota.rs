@@ -33,9 +33,7 @@ use snowcast::{
     ports::quota::UsageSource,
     services::quota_monitor::{QuotaMonitor, Settings, config::RequestWindow},
 };
-use snowflake_support::{
-    assert_sqlapi_conforms, credentials_json, fakesnow_traffic, file_session, secret_file,
-};
+use snowflake_support::{assert_sqlapi_conforms, fakesnow_traffic, sql_client};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/snowflake/quota");
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/quota-monitor");
@@ -51,13 +49,7 @@ fn time(text: &str) -> DateTime<Utc> {
 }
 
 async fn client(url: &str, dir: &std::path::Path) -> SqlClient {
-    let secret = secret_file(dir, &credentials_json("xy12345", "key.pem", None));
-    SqlClient::new(
-        reqwest::Client::new(),
-        file_session(secret).await,
-        Some(url.to_string()),
-        "snowcast:quota-monitor",
-    )
+    sql_client(url, dir, "snowcast:quota-monitor").await
 }
 
 #[tokio::test]

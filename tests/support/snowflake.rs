@@ -136,3 +136,18 @@ pub async fn fakesnow_traffic(url: &str) -> (Value, Vec<String>) {
         .collect();
     (traffic, sent)
 }
+
+/// A SQL API client for `url` on a fresh credentials file in `dir`, tagged `query_tag`.
+pub async fn sql_client(
+    url: &str,
+    dir: &Path,
+    query_tag: &str,
+) -> snowcast::adapters::snowflake::sql::SqlClient {
+    let secret = secret_file(dir, &credentials_json("xy12345", "key.pem", None));
+    snowcast::adapters::snowflake::sql::SqlClient::new(
+        reqwest::Client::new(),
+        file_session(secret).await,
+        Some(url.to_string()),
+        query_tag,
+    )
+}

@@ -25,10 +25,58 @@ pub use aws_config::SdkConfig;
 /// instance credentials; region; `AWS_ENDPOINT_URL`), with `endpoint_url` taking precedence.
 pub async fn load_config(endpoint_url: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let endpoint = endpoint_url
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
+    // AWS's endpoints, or a plain-HTTP emulator that needs no roots at all.
+    let aws_or_plain = endpoint.is_none_or(|url| url.starts_with("http://"));
+    if aws_or_plain && !custom_trust() {
+        loader = loader.http_client(aws_endpoints_client());
+    }
+    // With credentials in the environment (Lambda sets them), only they are read: the
+    // default chain would also build an STS client for web identity, and with it the
+    // SDK's default HTTPS client (the system's certificates, read and decoded at start-up).
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
     loader.load().await
+}
+
+/// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA 1 to 4,
+/// Starfield Services Root G2 and the Starfield Class 2 root that cross-signs them).
+const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
+
+/// Whether the environment names its own certificates (a TLS-inspecting proxy, a private
+/// CA): then the SDK's default discovery, which honours them, is kept.
+fn custom_trust() -> bool {
+    ["SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some())
+}
+
+/// The SDK's HTTPS client for AWS's own endpoints, trusting Amazon Trust Services' roots
+/// only: six certificates decoded at start-up instead of the system's ~140 (read twice, from
+/// the bundle and from the directory), which were most of a function's cold start. HTTPS
+/// endpoint overrides (S3-compatible stores) keep the system's roots.
+pub fn aws_endpoints_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode},
+    };
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES.as_bytes());
+    let builder = Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Cannot happen with the certificates built in; the default is the safe fallback.
+        Err(_) => builder.build_https(),
+    }
 }
 
 /// An S3 client for `config`; path-style when the endpoint is overridden.
@@ -76,5 +124,27 @@ where
         }
         // Transport errors keep their cause chain (DNS, TLS, connection reset).
         other => crate::error::chain(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amazon_trust_services_roots_are_built_in() {
+        assert_eq!(
+            AMAZON_TRUST_SERVICES.matches("BEGIN CERTIFICATE").count(),
+            6
+        );
+        for root in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 4",
+            "Starfield Services Root",
+        ] {
+            assert!(AMAZON_TRUST_SERVICES.contains(root), "{root}");
+        }
+        // The client builds with them (its TLS context is made on first use).
+        let _client = aws_endpoints_client();
     }
 }

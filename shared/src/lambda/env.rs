@@ -37,3 +37,12 @@ pub fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>> {
         })
         .transpose()
 }
+
+/// Whether the environment names its own TLS roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`,
+/// `AWS_CA_BUNDLE`: a TLS-inspecting proxy, a private CA). TLS clients then load the
+/// system's roots, which honour them, instead of their built-in ones.
+pub fn names_own_certificates() -> bool {
+    ["SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE"]
+        .iter()
+        .any(|name| var(name).is_some())
+}

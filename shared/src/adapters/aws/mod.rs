@@ -33,7 +33,7 @@ pub async fn load_config(endpoint_url: Option<&str>) -> SdkConfig {
     }
     // AWS's endpoints, or a plain-HTTP emulator that needs no roots at all.
     let aws_or_plain = endpoint.is_none_or(|url| url.starts_with("http://"));
-    if aws_or_plain && !custom_trust() {
+    if aws_or_plain && !crate::lambda::env::names_own_certificates() {
         loader = loader.http_client(aws_endpoints_client());
     }
     // With credentials in the environment (Lambda sets them), only they are read: the
@@ -50,14 +50,6 @@ pub async fn load_config(endpoint_url: Option<&str>) -> SdkConfig {
 /// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA 1 to 4,
 /// Starfield Services Root G2 and the Starfield Class 2 root that cross-signs them).
 const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
-
-/// Whether the environment names its own certificates (a TLS-inspecting proxy, a private
-/// CA): then the SDK's default discovery, which honours them, is kept.
-fn custom_trust() -> bool {
-    ["SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some())
-}
 
 /// The SDK's HTTPS client for AWS's own endpoints, trusting Amazon Trust Services' roots
 /// only: six certificates decoded at start-up instead of the system's ~140 (read twice, from

@@ -28,20 +28,22 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The HTTP client every Snowflake call shares (built once per process). Snowflake's
 /// endpoints (private link included) chain to public CAs, so it trusts Mozilla's root set
 /// built into the binary (`webpki-root-certs`): no certificate files read and decoded at
-/// start-up, where the system's bundle and directory cost most of a cold start.
+/// start-up, where the system's bundle and directory cost most of a cold start. When the
+/// environment names its own roots (a TLS-inspecting proxy), the system's are used.
 pub fn http_client() -> crate::Result<reqwest::Client> {
     let invalid = |e: reqwest::Error| Error::invalid("HTTP client", describe_transport(e));
-    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|der| reqwest::Certificate::from_der(der))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(invalid)?;
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
-        .user_agent(USER_AGENT)
-        .tls_certs_only(roots)
-        .build()
-        .map_err(invalid)
+        .user_agent(USER_AGENT);
+    if !crate::lambda::env::names_own_certificates() {
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        builder = builder.tls_certs_only(roots);
+    }
+    builder.build().map_err(invalid)
 }
 
 /// User-Agent of every Snowflake request.

@@ -12,7 +12,7 @@ use snowcast::{
             s3::{S3Sink, S3Uri},
         },
         local::LocalDirSink,
-        memory::{MemorySink, quota::MemoryAlerts},
+        memory::MemorySink,
         snowflake::{quota::SnowflakeUsage, sql::SqlClient},
     },
     ports::storage::ObjectSink,
@@ -68,7 +68,7 @@ pub async fn run(args: QuotaArgs) -> Result<ExitCode> {
     let monitor = QuotaMonitor::new(
         Arc::new(SnowflakeUsage::new(sql)),
         state,
-        Some(Arc::new(MemoryAlerts::default())),
+        None,
         Settings {
             databases: databases.clone(),
             quotas: config.quotas,

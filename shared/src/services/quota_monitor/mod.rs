@@ -257,24 +257,9 @@ impl QuotaMonitor {
             .iter()
             .map(|&metric| measure(metric, &quota, storage_bytes, requests.as_ref(), &state, at))
             .collect();
-        let mut alerts = Vec::new();
-        for status in &metrics {
-            let previous = state.levels.get(&status.metric).copied();
-            if let Some(change) = change(previous, status.level) {
-                alerts.push(alert(database, status, previous, change, at));
-            }
-            if let Some(level) = status.level {
-                state.levels.insert(status.metric, level);
-            }
-        }
+        let mut alerts = changes(database, &metrics, &mut state, at);
         if record {
-            for alert in &alerts {
-                tracing::warn!(database, alert = %alert.subject, "quota alert");
-                if let Some(sink) = &self.alerts {
-                    sink.publish(alert).await?;
-                }
-            }
-            self.save(database, &state).await?;
+            self.publish_and_save(database, &alerts, &state).await?;
         } else {
             alerts.clear();
         }
@@ -289,6 +274,23 @@ impl QuotaMonitor {
             samples: state.samples.len(),
             alerts,
         })
+    }
+
+    /// Publishes the alerts, then saves the state that records them: a failed publish
+    /// leaves the old state, so the next run raises the alert again.
+    async fn publish_and_save(
+        &self,
+        database: &str,
+        alerts: &[Alert],
+        state: &QuotaState,
+    ) -> Result<()> {
+        for alert in alerts {
+            tracing::warn!(database, alert = %alert.subject, "quota alert");
+            if let Some(sink) = &self.alerts {
+                sink.publish(alert).await?;
+            }
+        }
+        self.save(database, state).await
     }
 
     fn state_key(database: &str) -> String {
@@ -333,6 +335,27 @@ fn databases_named(named: &serde_json::Value) -> Result<Vec<String>> {
     list.iter()
         .map(|d| d.as_str().map(str::to_ascii_uppercase).ok_or_else(invalid))
         .collect()
+}
+
+/// The alerts the metrics' levels deserve against the levels in `state`, which then
+/// records the new levels.
+fn changes(
+    database: &str,
+    metrics: &[MetricStatus],
+    state: &mut QuotaState,
+    at: DateTime<Utc>,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for status in metrics {
+        let previous = state.levels.get(&status.metric).copied();
+        if let Some(change) = change(previous, status.level) {
+            alerts.push(alert(database, status, previous, change, at));
+        }
+        if let Some(level) = status.level {
+            state.levels.insert(status.metric, level);
+        }
+    }
+    alerts
 }
 
 /// One metric's value, share of quota, level and projection.

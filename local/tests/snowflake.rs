@@ -436,9 +436,11 @@ fn quota_prints_the_report_as_json_and_as_text() {
             serde_json::from_str(&std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap())
                 .unwrap()
         };
+        // The two statements are sent at once: each answer matches its statement's text.
         serde_json::json!([
-            {"status": 200, "body": body("hybrid_tables.json")},
-            {"status": 200, "body": body("aggregate_query_history.json")},
+            {"status": 200, "body": body("hybrid_tables.json"), "match": "HYBRID_TABLES"},
+            {"status": 200, "body": body("aggregate_query_history.json"),
+             "match": "AGGREGATE_QUERY_HISTORY"},
         ])
         .to_string()
     };

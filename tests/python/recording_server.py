@@ -2,7 +2,8 @@
 
 Every request is recorded (method, path, query, headers, body). Answers come from a script
 the test posts to /_script: a list of {"status", "body", "match"?}, each used once, the first
-whose "match" (if any) is a substring of the request's path and query; then a default
+whose "match" (if any) is a substring of the request's path and query, or of its body
+(statements sent at once are told apart by their text); then a default
 Snowpipe success. GET /_requests returns and clears the record. Prints its URL, serves until
 stdin closes (the test process holds the pipe).
 """
@@ -42,7 +43,8 @@ class Handler(JsonHandler):
                 "body": body,
             })
             target = self.path
-            index = next((i for i, a in enumerate(script) if a.get("match", "") in target), None)
+            index = next((i for i, a in enumerate(script)
+                          if a.get("match", "") in target or a.get("match", "") in body), None)
             answer = script.pop(index) if index is not None else None
         if answer is None:
             answer = {"status": 200, "body": {"requestId": query.get("requestId"), "responseCode": "SUCCESS"}}

@@ -46,10 +46,7 @@ pub async fn run(args: QuotaArgs) -> Result<ExitCode> {
     let session = args.connection.session().await?;
     let mut databases = parse_databases(&args.databases.join(","));
     if databases.is_empty() {
-        databases = config.databases.clone();
-    }
-    if databases.is_empty() {
-        databases = parse_databases(&session.identity().await.database);
+        databases = config.databases_or(&session.identity().await.database);
     }
     let sql = SqlClient::new(
         snowcast::adapters::snowflake::http_client()?,

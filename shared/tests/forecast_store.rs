@@ -451,3 +451,33 @@ async fn one_round_trip_per_edit_and_per_read() {
         assert_eq!(count, expected, "{name}");
     }
 }
+
+/// An answer without a result set (or without the columns read) is an error, never an
+/// empty page: the reader would cache it and planners would see no forecast.
+#[tokio::test]
+async fn an_answer_without_its_columns_is_an_error_not_an_empty_page() {
+    let stand_in = python::start("recording_server.py");
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnowflakeForecastStore::new(client(&stand_in.url, dir.path()).await);
+    let no_result = json!({"code": "090001", "message": "Statement executed successfully.",
+                           "statementHandle": "01bd2f4e-0000-4a1c-8000-0000000a1b2c"});
+    let script = json!([{"status": 200, "body": no_result}, {"status": 200, "body": no_result}]);
+    reqwest::Client::new()
+        .post(format!("{}/_script", stand_in.url))
+        .body(script.to_string())
+        .send()
+        .await
+        .unwrap();
+    let acme = TenantId::new("acme").unwrap();
+    let query = ForecastQuery {
+        sku_id: None,
+        range: range(),
+        show_manual: true,
+        limit: 10,
+        after: None,
+    };
+    let error = store.forecast(&acme, &query).await.unwrap_err();
+    assert!(error.to_string().contains("no column SKU_ID"), "{error}");
+    let error = store.prefs(&acme, "planner").await.unwrap_err();
+    assert!(error.to_string().contains("no column KEY"), "{error}");
+}

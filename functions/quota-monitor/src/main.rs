@@ -17,10 +17,7 @@ use snowcast::{
     },
     lambda::{env, telemetry},
     ports::quota::AlertSink,
-    services::quota_monitor::{
-        QuotaMonitor, Settings,
-        config::{Config, parse_databases},
-    },
+    services::quota_monitor::{QuotaMonitor, Settings, config::Config},
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -35,10 +32,7 @@ async fn main() -> Result<(), Error> {
     let session = Session::open(Arc::new(secret)).await.inspect_err(|error| {
         tracing::error!(%error, "cannot open the Snowflake session; check the secret");
     })?;
-    let mut databases = config.databases.clone();
-    if databases.is_empty() {
-        databases = parse_databases(&session.identity().await.database);
-    }
+    let databases = config.databases_or(&session.identity().await.database);
     let sql = SqlClient::new(
         snowflake::http_client()?,
         Arc::new(session),

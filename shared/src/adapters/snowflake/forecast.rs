@@ -299,15 +299,24 @@ impl ForecastRead for SnowflakeForecastStore {
             .sql
             .execute(statements::FORECAST_PAGE, &bindings)
             .await?;
-        page(result, query.limit, forecast_row_of)
+        page(
+            result,
+            query.limit,
+            &["SKU_ID", "DATE", "VERSION"],
+            forecast_row_of,
+        )
     }
 }
 
+/// A keyset page of `result` (which must have `columns`: an answer without a result set
+/// is an error, never an empty page that would then be cached).
 fn page<T>(
     result: QueryResult,
     limit: usize,
+    columns: &[&str],
     decode: fn(&Map<String, Value>) -> Result<T>,
 ) -> Result<Page<T>> {
+    result.require_columns(columns)?;
     let more = result.rows.len() > limit;
     let items = result
         .rows
@@ -408,6 +417,7 @@ impl EditStore for SnowflakeForecastStore {
         let mut bindings = scope_bindings(tenant, &query.range, query.sku_id.as_ref());
         bindings.push(limit_binding(query.limit));
         let result = self.sql.execute(statements::EDITS, &bindings).await?;
+        result.require_columns(&["SKU_ID", "DATE", "VERSION"])?;
         result.rows.iter().map(edit_of).collect()
     }
 
@@ -416,7 +426,7 @@ impl EditStore for SnowflakeForecastStore {
         bindings.push(Binding::fixed(query.after.unwrap_or(0)));
         bindings.push(limit_binding(query.limit + 1));
         let result = self.sql.execute(statements::HISTORY, &bindings).await?;
-        page(result, query.limit, history_of)
+        page(result, query.limit, &["SEQ", "SKU_ID", "DATE"], history_of)
     }
 }
 
@@ -425,6 +435,7 @@ impl PrefsStore for SnowflakeForecastStore {
     async fn prefs(&self, tenant: &TenantId, user: &str) -> Result<BTreeMap<String, Value>> {
         let bindings = [Binding::text(tenant.as_str()), Binding::text(user)];
         let result = self.sql.execute(statements::PREFS, &bindings).await?;
+        result.require_columns(&["KEY", "VALUE"])?;
         result
             .rows
             .iter()

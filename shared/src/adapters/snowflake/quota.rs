@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
     row::{bad_row, count, text, timestamp},
-    sql::{Binding, QueryResult, SqlClient},
+    sql::{Binding, SqlClient},
     statements,
 };
 use crate::{
@@ -46,24 +46,6 @@ pub fn database_identifier(database: &str) -> Result<String> {
     }
 }
 
-/// Fails unless the result has every column the monitor reads: an answer without them
-/// (no result set, another statement's) must not read as "no hybrid tables".
-fn require_columns(result: &QueryResult, names: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| !result.columns.iter().any(|c| c.name == *name))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(bad_row(format!(
-            "the result has no column {}",
-            missing.join(", ")
-        )))
-    }
-}
-
 fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -79,7 +61,7 @@ impl UsageSource for SnowflakeUsage {
             .sql
             .execute(statements::QUOTA_STORAGE, &[Binding::text(view)])
             .await?;
-        require_columns(&result, &["SCHEMA", "NAME", "ROW_COUNT", "BYTES"])?;
+        result.require_columns(&["SCHEMA", "NAME", "ROW_COUNT", "BYTES"])?;
         result
             .rows
             .iter()
@@ -113,10 +95,7 @@ impl UsageSource for SnowflakeUsage {
             .sql
             .execute(statements::QUOTA_REQUESTS, &bindings)
             .await?;
-        require_columns(
-            &result,
-            &["INTERVAL_START_TIME", "CALLS", "WRITES", "THROTTLED"],
-        )?;
+        result.require_columns(&["INTERVAL_START_TIME", "CALLS", "WRITES", "THROTTLED"])?;
         result
             .rows
             .iter()

@@ -163,6 +163,27 @@ pub struct QueryResult {
     pub rows: Vec<Map<String, Value>>,
 }
 
+impl QueryResult {
+    /// Fails unless the result has every column in `names`: an answer without them (no
+    /// result set, another statement's) must not read as "no rows".
+    pub fn require_columns(&self, names: &[&str]) -> Result<()> {
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| !self.columns.iter().any(|c| c.name == *name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Snowflake {
+            status: 200,
+            code: None,
+            sql_state: None,
+            message: format!("the result has no column {}", missing.join(", ")),
+        })
+    }
+}
+
 /// A SQL API v2 client for one account.
 pub struct SqlClient {
     transport: Transport,

@@ -109,6 +109,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The databases to watch: those configured, else `secret_database` (the one the
+    /// monitor's credentials name).
+    pub fn databases_or(&self, secret_database: &str) -> Vec<String> {
+        match self.databases.is_empty() {
+            true => parse_databases(secret_database),
+            false => self.databases.clone(),
+        }
+    }
+}
+
 /// `"a, B,,c"` -> `["A", "B", "C"]`.
 pub fn parse_databases(list: &str) -> Vec<String> {
     list.split(',')

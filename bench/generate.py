@@ -2,8 +2,11 @@
 """Generate a retail sales CSV of about SIZE_MB megabytes for the converter benchmark.
 
 Columns: sku_id, location_id, date, units, revenue, price, promo, category, channel, notes.
-Two years of days, rows in date order (as daily extracts are appended), ~2% empty cells,
-free-text notes with quotes, commas and the odd newline. Deterministic for a given seed.
+Two years of days, ~2% empty cells, free-text notes with quotes, commas and the odd
+newline. Deterministic for a given seed; every order holds the same rows.
+
+Row order (`--order`): `date` (daily extracts appended: the easiest order to partition by
+day), `sku` (an export sorted by SKU, dates in order within a SKU) or `random`.
 """
 import argparse
 import datetime
@@ -33,37 +36,49 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=100)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--order", choices=("date", "sku", "random"), default="date")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    target = int(args.size_mb * 1_000_000)
     start = datetime.date(2023, 1, 1)
     days = [(start + datetime.timedelta(days=d)).isoformat() for d in range(args.days)]
-    skus = [f"SKU-{i:06d}" for i in range(20_000)]
-    locations = [f"LOC-{i:03d}" for i in range(60)]
-    rows_per_day = max(1, target // 88 // args.days)
-    written = 0
+    rows_per_day = max(1, int(args.size_mb * 1_000_000) // 88 // args.days)
+    lines = generate(rng, days, rows_per_day)
+    if args.order != "date":
+        lines = list(lines)
+        if args.order == "sku":
+            lines.sort(key=lambda line: line[:10])  # sku_id; the sort is stable
+        else:
+            random.Random(args.seed + 1).shuffle(lines)
+    header = "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes\n"
+    written, rows = len(header), 0
+    lines = iter(lines)
     with open(args.output, "w", newline="") as out:
-        header = "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes\n"
         out.write(header)
-        written += len(header)
-        for day in days:
-            lines = []
-            for _ in range(rows_per_day):
-                units = rng.randint(0, 40)
-                price = rng.randint(99, 99_999) / 100
-                cells = [
-                    rng.choice(skus), rng.choice(locations), day, str(units),
-                    f"{units * price:.2f}", f"{price:.4f}",
-                    "true" if rng.random() < 0.1 else "false",
-                    rng.choice(CATEGORIES), rng.choice(CHANNELS), note(rng),
-                ]
-                if rng.random() < 0.02:
-                    cells[rng.choice((3, 4, 7, 8))] = ""
-                lines.append(",".join(cells))
-            chunk = "\n".join(lines) + "\n"
+        while batch := [line for _, line in zip(range(100_000), lines)]:
+            chunk = "".join(batch)
             out.write(chunk)
             written += len(chunk)
-    print(f"{args.output}: {written / 1e6:.1f} MB, {rows_per_day * len(days)} rows")
+            rows += len(batch)
+    print(f"{args.output}: {written / 1e6:.1f} MB, {rows} rows")
+
+
+def generate(rng: random.Random, days: list[str], rows_per_day: int):
+    """Rows in date order, each line with its line end."""
+    skus = [f"SKU-{i:06d}" for i in range(20_000)]
+    locations = [f"LOC-{i:03d}" for i in range(60)]
+    for day in days:
+        for _ in range(rows_per_day):
+            units = rng.randint(0, 40)
+            price = rng.randint(99, 99_999) / 100
+            cells = [
+                rng.choice(skus), rng.choice(locations), day, str(units),
+                f"{units * price:.2f}", f"{price:.4f}",
+                "true" if rng.random() < 0.1 else "false",
+                rng.choice(CATEGORIES), rng.choice(CHANNELS), note(rng),
+            ]
+            if rng.random() < 0.02:
+                cells[rng.choice((3, 4, 7, 8))] = ""
+            yield ",".join(cells) + "\n"
 
 
 if __name__ == "__main__":

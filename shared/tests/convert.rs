@@ -531,3 +531,53 @@ fn contracts_with_formats_parse_custom_dates() {
         .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
     assert_eq!(at.value(0), 1_735_684_200_000_000);
 }
+
+#[tokio::test]
+async fn one_core_and_two_cores_write_identical_files() {
+    // Rows in no order, a small budget (spills) and small batches: the two-core path (an
+    // encoder thread per series, partitions grouped on a thread of their own) must write
+    // byte for byte what the one-core path writes.
+    let mut state = 7u64;
+    let rows: Vec<String> = (0..12_000)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let day = 1 + (state >> 33) % 28;
+            format!(
+                "S{},L1,2024-02-{day:02},{i},1.50,2,false,c,web,note {i}",
+                state % 97
+            )
+        })
+        .collect();
+    for partitioned in [true, false] {
+        let mut contract = sales_with_limit(0.0);
+        if !partitioned {
+            contract.partition = None;
+        }
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let bytes = sales_rows(&refs).into_bytes();
+        let mut outputs = Vec::new();
+        for threads in [1, 2] {
+            let settings = ConvertSettings {
+                batch_rows: 700,
+                threads,
+                ..ConvertSettings::default()
+                    .with_memory_budget(1 << 20)
+                    .with_target_file_bytes(96 * 1024)
+            };
+            let out = convert_with(bytes.clone(), "sales", Some(contract.clone()), settings).await;
+            let files: Vec<(String, u64, Vec<u8>)> = out
+                .manifest
+                .files
+                .iter()
+                .map(|f| (f.key.clone(), f.rows, std::fs::read(&f.uri).unwrap()))
+                .collect();
+            assert_eq!(out.manifest.rows_written, 12_000);
+            outputs.push((out.manifest.spilled_bytes > 0, files));
+        }
+        assert_eq!(outputs[0], outputs[1], "partitioned: {partitioned}");
+        assert_eq!(outputs[0].0, partitioned, "partitioned files spill");
+        assert!(outputs[0].1.len() >= if partitioned { 28 } else { 1 });
+    }
+}

@@ -14,6 +14,10 @@ use std::{
     fs::File,
     io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write},
     path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use arrow_array::{
@@ -25,6 +29,7 @@ use arrow_ipc::{
     writer::{IpcWriteOptions, StreamWriter},
 };
 use arrow_schema::{DataType, SchemaRef};
+use arrow_select::concat::concat_batches;
 use bytes::Bytes;
 use parquet::{
     arrow::ArrowWriter,
@@ -32,6 +37,7 @@ use parquet::{
     file::properties::{EnabledStatistics, WriterProperties},
     schema::types::ColumnPath,
 };
+use tokio::sync::mpsc;
 
 use super::{
     columns,
@@ -91,23 +97,12 @@ pub fn writer_properties(
 }
 
 /// Parquet files of one partition: `<dir>/<stem>-<n>.parquet`, a new file whenever the
-/// current one reaches the target size.
+/// current one reaches the target size. Encoding runs inline or, with more than one core,
+/// on a thread of its own while this side parses the next batch and uploads what the
+/// encoder produced.
 pub struct ParquetSeries {
-    schema: SchemaRef,
-    properties: WriterProperties,
-    directory: String,
-    stem: String,
-    partition: Option<String>,
-    target_file_bytes: usize,
-    upload_chunk: usize,
-    current: Option<OpenFile>,
-    written: Vec<WrittenFile>,
-}
-
-struct OpenFile {
-    writer: ArrowWriter<Vec<u8>>,
-    upload: Box<dyn ObjectUpload>,
-    rows: u64,
+    encoder: Encoder,
+    files: SeriesFiles,
 }
 
 impl ParquetSeries {
@@ -118,101 +113,281 @@ impl ParquetSeries {
         stem: String,
         partition: Option<String>,
         settings: &ConvertSettings,
-    ) -> Self {
-        ParquetSeries {
+    ) -> Result<Self> {
+        let encoder = SeriesEncoder {
             schema,
             properties,
-            directory,
-            stem,
-            partition,
             target_file_bytes: settings.target_file_bytes,
             upload_chunk: settings.upload_chunk_bytes,
-            current: None,
-            written: Vec::new(),
-        }
+            file: None,
+        };
+        let encoder = match settings.threads {
+            0 | 1 => Encoder::Inline(encoder),
+            _ => Encoder::Threaded(EncoderThread::spawn(encoder)?),
+        };
+        Ok(ParquetSeries {
+            encoder,
+            files: SeriesFiles {
+                directory,
+                stem,
+                partition,
+                current: None,
+                written: Vec::new(),
+            },
+        })
     }
 
     pub async fn write(&mut self, sink: &dyn ObjectSink, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let file = match &mut self.current {
-            Some(file) => file,
-            None => {
-                let key = format!(
-                    "{}{}-{}.parquet",
-                    self.directory,
-                    self.stem,
-                    self.written.len()
-                );
-                let upload = sink.create(&key).await?;
-                let writer = ArrowWriter::try_new(
-                    Vec::with_capacity(self.upload_chunk),
-                    self.schema.clone(),
-                    Some(self.properties.clone()),
-                )?;
-                self.current.insert(OpenFile {
-                    writer,
-                    upload,
-                    rows: 0,
-                })
+        match &mut self.encoder {
+            Encoder::Inline(encoder) => {
+                let mut events = Vec::new();
+                encoder.write(batch, &mut collect(&mut events))?;
+                self.files.apply_all(sink, events).await
             }
-        };
-        file.writer.write(batch)?;
-        file.rows += batch.num_rows() as u64;
-        if file.writer.inner_mut().len() >= self.upload_chunk {
-            // The writer only counts bytes; draining its buffer does not disturb offsets.
-            let encoded = std::mem::take(file.writer.inner_mut());
-            file.upload.write(Bytes::from(encoded)).await?;
+            Encoder::Threaded(thread) => thread.write(sink, &mut self.files, batch.clone()).await,
         }
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.target_file_bytes {
-            self.close_current().await?;
-        }
-        Ok(())
     }
 
-    /// Closes the open file; if that fails, its upload is aborted.
-    async fn close_current(&mut self) -> Result<()> {
-        let Some(file) = self.current.take() else {
-            return Ok(());
-        };
-        let mut upload = file.upload;
-        let closed = match file.writer.into_inner() {
-            Ok(rest) => upload.write(Bytes::from(rest)).await,
-            Err(error) => Err(error.into()),
+    /// Closes the open file and hands over every file of the series (or, if that fails,
+    /// aborts them all).
+    pub async fn finish(mut self, sink: &dyn ObjectSink) -> Result<Vec<WrittenFile>> {
+        let closed = match &mut self.encoder {
+            Encoder::Inline(encoder) => {
+                let mut events = Vec::new();
+                let closed = encoder.close(&mut collect(&mut events));
+                match self.files.apply_all(sink, events).await {
+                    Ok(()) => closed,
+                    Err(error) => Err(error),
+                }
+            }
+            Encoder::Threaded(thread) => thread.finish(sink, &mut self.files).await,
         };
         match closed {
-            Ok(()) => {
-                self.written.push(WrittenFile {
-                    upload,
-                    partition: self.partition.clone(),
-                    rows: file.rows,
-                });
-                Ok(())
-            }
+            Ok(()) => Ok(self.files.written),
             Err(error) => {
-                abort_quietly(upload.abort().await);
+                abort_quietly(self.files.abort().await);
                 Err(error)
             }
         }
     }
 
-    /// Closes the open file and hands over every file of the series (or, if closing
-    /// fails, aborts them all).
-    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        if let Err(error) = self.close_current().await {
-            abort_quietly(abort_all(self.written).await);
-            return Err(error);
+    /// Discards everything written.
+    pub async fn abort(self) -> Result<()> {
+        // Dropping the encoder stops its thread at its next batch or event.
+        drop(self.encoder);
+        self.files.abort().await
+    }
+}
+
+/// The uploads of a series: the file being encoded (its upload created with its first
+/// bytes) and the finished ones.
+struct SeriesFiles {
+    directory: String,
+    stem: String,
+    partition: Option<String>,
+    current: Option<Box<dyn ObjectUpload>>,
+    written: Vec<WrittenFile>,
+}
+
+impl SeriesFiles {
+    async fn apply(&mut self, sink: &dyn ObjectSink, event: Encoded) -> Result<()> {
+        match event {
+            Encoded::Bytes(bytes) => {
+                let upload = match &mut self.current {
+                    Some(upload) => upload,
+                    None => {
+                        let key = format!(
+                            "{}{}-{}.parquet",
+                            self.directory,
+                            self.stem,
+                            self.written.len()
+                        );
+                        self.current.insert(sink.create(&key).await?)
+                    }
+                };
+                upload.write(bytes).await
+            }
+            Encoded::FileEnd { rows } => {
+                let upload = self.current.take().ok_or_else(|| {
+                    Error::invalid("Parquet encoder", "a file ended before its first bytes")
+                })?;
+                self.written.push(WrittenFile {
+                    upload,
+                    partition: self.partition.clone(),
+                    rows,
+                });
+                Ok(())
+            }
         }
-        Ok(self.written)
     }
 
-    /// Discards everything written.
-    pub async fn abort(mut self) -> Result<()> {
-        if let Some(file) = self.current.take() {
-            file.upload.abort().await?;
+    async fn apply_all(&mut self, sink: &dyn ObjectSink, events: Vec<Encoded>) -> Result<()> {
+        for event in events {
+            self.apply(sink, event).await?;
+        }
+        Ok(())
+    }
+
+    async fn abort(self) -> Result<()> {
+        if let Some(upload) = self.current {
+            abort_quietly(upload.abort().await);
         }
         abort_all(self.written).await
+    }
+}
+
+/// What encoding produces, in order: a file's bytes, then its end.
+enum Encoded {
+    Bytes(Bytes),
+    FileEnd { rows: u64 },
+}
+
+fn collect(events: &mut Vec<Encoded>) -> impl FnMut(Encoded) -> Result<()> + '_ {
+    |event| {
+        events.push(event);
+        Ok(())
+    }
+}
+
+/// Batches to Parquet bytes, file after file, without I/O.
+struct SeriesEncoder {
+    schema: SchemaRef,
+    properties: WriterProperties,
+    target_file_bytes: usize,
+    upload_chunk: usize,
+    file: Option<(ArrowWriter<Vec<u8>>, u64)>,
+}
+
+impl SeriesEncoder {
+    fn write(
+        &mut self,
+        batch: &RecordBatch,
+        emit: &mut impl FnMut(Encoded) -> Result<()>,
+    ) -> Result<()> {
+        let (writer, rows) = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let writer = ArrowWriter::try_new(
+                    Vec::with_capacity(self.upload_chunk),
+                    self.schema.clone(),
+                    Some(self.properties.clone()),
+                )?;
+                self.file.insert((writer, 0))
+            }
+        };
+        writer.write(batch)?;
+        *rows += batch.num_rows() as u64;
+        if writer.inner_mut().len() >= self.upload_chunk {
+            // The writer only counts bytes; draining its buffer does not disturb offsets.
+            emit(Encoded::Bytes(Bytes::from(std::mem::take(
+                writer.inner_mut(),
+            ))))?;
+        }
+        if writer.bytes_written() + writer.in_progress_size() >= self.target_file_bytes {
+            self.close(emit)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the open file, if any.
+    fn close(&mut self, emit: &mut impl FnMut(Encoded) -> Result<()>) -> Result<()> {
+        let Some((writer, rows)) = self.file.take() else {
+            return Ok(());
+        };
+        emit(Encoded::Bytes(Bytes::from(writer.into_inner()?)))?;
+        emit(Encoded::FileEnd { rows })
+    }
+}
+
+enum Encoder {
+    Inline(SeriesEncoder),
+    Threaded(EncoderThread),
+}
+
+/// A [`SeriesEncoder`] on its own thread: batches go in through one bounded channel,
+/// encoded bytes come back through another, so memory stays one batch and one upload
+/// chunk beyond the encoder's own row group.
+struct EncoderThread {
+    batches: Option<mpsc::Sender<RecordBatch>>,
+    events: mpsc::Receiver<Result<Encoded>>,
+}
+
+impl EncoderThread {
+    fn spawn(encoder: SeriesEncoder) -> Result<Self> {
+        let (batch_sender, batches) = mpsc::channel(1);
+        let (event_sender, events) = mpsc::channel(1);
+        std::thread::Builder::new()
+            .name("parquet-encoder".into())
+            .spawn(move || encode_on_thread(encoder, batches, event_sender))
+            .map_err(|e| Error::io("starting the Parquet encoder thread", e))?;
+        Ok(EncoderThread {
+            batches: Some(batch_sender),
+            events,
+        })
+    }
+
+    /// Hands `batch` over, uploading what the encoder produced while waiting for room.
+    async fn write(
+        &mut self,
+        sink: &dyn ObjectSink,
+        files: &mut SeriesFiles,
+        batch: RecordBatch,
+    ) -> Result<()> {
+        let sender = self.batches.clone().ok_or_else(encoder_stopped)?;
+        let mut pending = Some(batch);
+        while let Some(batch) = pending.take() {
+            tokio::select! {
+                biased;
+                event = self.events.recv() => {
+                    pending = Some(batch);
+                    files.apply(sink, event.ok_or_else(encoder_stopped)??).await?;
+                }
+                permit = sender.reserve() => permit.map_err(|_| encoder_stopped())?.send(batch),
+            }
+        }
+        while let Ok(event) = self.events.try_recv() {
+            files.apply(sink, event?).await?;
+        }
+        Ok(())
+    }
+
+    /// Lets the encoder close its file and uploads everything it produced.
+    async fn finish(&mut self, sink: &dyn ObjectSink, files: &mut SeriesFiles) -> Result<()> {
+        self.batches = None;
+        while let Some(event) = self.events.recv().await {
+            files.apply(sink, event?).await?;
+        }
+        Ok(())
+    }
+}
+
+fn encoder_stopped() -> Error {
+    Error::invalid("Parquet encoder", "its thread stopped")
+}
+
+/// The encoder thread: encodes until the batch channel closes, then closes the file. An
+/// error is the last event; a closed event channel (the series was aborted) ends it.
+fn encode_on_thread(
+    mut encoder: SeriesEncoder,
+    mut batches: mpsc::Receiver<RecordBatch>,
+    events: mpsc::Sender<Result<Encoded>>,
+) {
+    let mut emit = |event| {
+        events
+            .blocking_send(Ok(event))
+            .map_err(|_| Error::invalid("Parquet encoder", "the series was dropped"))
+    };
+    let mut encode = || {
+        while let Some(batch) = batches.blocking_recv() {
+            encoder.write(&batch, &mut emit)?;
+        }
+        encoder.close(&mut emit)
+    };
+    if let Err(error) = encode() {
+        let _ = events.blocking_send(Err(error));
     }
 }
 
@@ -320,6 +495,8 @@ pub struct PartitionedWriter {
     spill_dir: std::path::PathBuf,
     max_spill_bytes: u64,
     deadline: Option<tokio::time::Instant>,
+    batch_rows: usize,
+    batch_bytes: usize,
 }
 
 impl PartitionedWriter {
@@ -334,6 +511,8 @@ impl PartitionedWriter {
             spill_dir: settings.spill_dir.clone(),
             max_spill_bytes: settings.max_spill_bytes,
             deadline: settings.deadline,
+            batch_rows: settings.batch_rows,
+            batch_bytes: settings.batch_bytes,
         }
     }
 
@@ -408,9 +587,17 @@ impl PartitionedWriter {
         };
         for buffer in self.partitions.values_mut() {
             if !buffer.batches.is_empty() {
-                let segment = spill.append(&self.schema, &buffer.batches)?;
+                // Full batches per partition and spill: in random row order a partition
+                // gets a few rows of every input batch, and tiny IPC batches compress badly.
+                let mut pending =
+                    Coalescer::new(self.schema.clone(), self.batch_rows, self.batch_bytes);
+                let mut merged = Vec::new();
+                for batch in buffer.batches.drain(..) {
+                    merged.extend(pending.push(batch)?);
+                }
+                merged.extend(pending.finish()?);
+                let segment = spill.append(&self.schema, &merged)?;
                 buffer.segments.push(segment);
-                buffer.batches.clear();
             }
         }
         self.buffered_bytes = 0;
@@ -428,47 +615,117 @@ impl PartitionedWriter {
     /// once the file is accepted, so nothing waits uncommitted (an upload waiting for its
     /// commit holds its buffer; hundreds of them would break the memory budget). A failure
     /// part-way leaves earlier partitions in place: a retry rewrites the same keys, and no
-    /// manifest announces them until every partition is written.
+    /// manifest announces them until every partition is written. (Two partitions at once,
+    /// with two cores, cost a second row group: 10 MB cells then broke the budget.)
     pub async fn finish(
         mut self,
         sink: &dyn ObjectSink,
-        make_series: impl Fn(String) -> ParquetSeries,
+        make_series: impl Fn(String) -> Result<ParquetSeries>,
     ) -> Result<Vec<ManifestFile>> {
         let mut files = Vec::new();
-        let partitions = std::mem::take(&mut self.partitions);
-        for (key, buffer) in partitions {
-            check_deadline(self.deadline, "writing partitions")?;
-            let mut series = make_series(self.partitioner.directory(key));
-            match self.replay(sink, &mut series, buffer).await {
-                Ok(()) => files.extend(commit_all(series.finish().await?).await?),
-                Err(error) => {
-                    series.abort().await?;
-                    return Err(error);
-                }
-            }
+        for (key, buffer) in std::mem::take(&mut self.partitions) {
+            files.extend(
+                self.write_partition(sink, &make_series, key, buffer)
+                    .await?,
+            );
         }
         Ok(files)
     }
 
+    async fn write_partition(
+        &self,
+        sink: &dyn ObjectSink,
+        make_series: impl Fn(String) -> Result<ParquetSeries>,
+        key: i32,
+        buffer: PartitionBuffer,
+    ) -> Result<Vec<ManifestFile>> {
+        check_deadline(self.deadline, "writing partitions")?;
+        let mut series = make_series(self.partitioner.directory(key))?;
+        match self.replay(sink, &mut series, buffer).await {
+            Ok(()) => commit_all(series.finish(sink).await?).await,
+            Err(error) => {
+                series.abort().await?;
+                Err(error)
+            }
+        }
+    }
+
     async fn replay(
-        &mut self,
+        &self,
         sink: &dyn ObjectSink,
         series: &mut ParquetSeries,
         buffer: PartitionBuffer,
     ) -> Result<()> {
+        // Segments and buffered slices are written as full batches: the Parquet writer's
+        // cost per batch is high for the few rows a partition gets from each spill.
+        let mut pending = Coalescer::new(self.schema.clone(), self.batch_rows, self.batch_bytes);
         for (offset, len) in buffer.segments {
             let spill = self
                 .spill
-                .as_mut()
+                .as_ref()
                 .ok_or_else(|| Error::invalid("spill", "segment recorded without a spill file"))?;
             for batch in spill.read(offset, len)? {
-                series.write(sink, &batch?).await?;
+                if let Some(full) = pending.push(batch?)? {
+                    series.write(sink, &full).await?;
+                }
             }
         }
         for batch in buffer.batches {
-            series.write(sink, &batch).await?;
+            if let Some(full) = pending.push(batch)? {
+                series.write(sink, &full).await?;
+            }
         }
-        Ok(())
+        match pending.finish()? {
+            Some(last) => series.write(sink, &last).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Gathers small batches into one of about `rows` rows or `bytes` bytes, whichever comes
+/// first (a batch of large cells is bounded by its bytes, not its rows).
+struct Coalescer {
+    schema: SchemaRef,
+    rows: usize,
+    bytes: usize,
+    batches: Vec<RecordBatch>,
+    held_rows: usize,
+    held_bytes: usize,
+}
+
+impl Coalescer {
+    fn new(schema: SchemaRef, rows: usize, bytes: usize) -> Self {
+        Coalescer {
+            schema,
+            rows,
+            bytes,
+            batches: Vec::new(),
+            held_rows: 0,
+            held_bytes: 0,
+        }
+    }
+
+    /// Takes `batch`; returns the gathered batch once it is full.
+    fn push(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        self.held_rows += batch.num_rows();
+        self.held_bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+        if self.held_rows >= self.rows || self.held_bytes >= self.bytes {
+            return self.finish();
+        }
+        Ok(None)
+    }
+
+    /// The batch gathered so far, if any.
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        let gathered = match self.batches.len() {
+            0 => None,
+            1 => self.batches.pop(),
+            _ => Some(concat_batches(&self.schema, &self.batches)?),
+        };
+        self.batches.clear();
+        (self.held_rows, self.held_bytes) = (0, 0);
+        Ok(gathered)
     }
 }
 
@@ -506,11 +763,7 @@ impl SpillFile {
         Ok((start, self.len - start))
     }
 
-    fn read(
-        &mut self,
-        offset: u64,
-        len: u64,
-    ) -> Result<StreamReader<BufReader<std::io::Take<File>>>> {
+    fn read(&self, offset: u64, len: u64) -> Result<StreamReader<BufReader<std::io::Take<File>>>> {
         let mut file = self
             .file
             .try_clone()
@@ -529,6 +782,9 @@ pub enum SilverWriter {
     // Boxed: the streaming series is large, and the enum moves through async frames.
     Single(Box<ParquetSeries>),
     Partitioned(PartitionedWriter),
+    /// Partitioned, with the grouping and spilling on a thread of its own while the next
+    /// rows are parsed (more than one core).
+    PartitionedThread(PartitionThread),
 }
 
 impl SilverWriter {
@@ -549,7 +805,7 @@ impl SilverWriter {
                 keys.stem.clone(),
                 None,
                 settings,
-            ))));
+            )?)));
         };
         let index = plan
             .columns
@@ -562,22 +818,23 @@ impl SilverWriter {
             column_type: plan.columns[index].column_type,
             granularity: spec.granularity,
         };
-        Ok(SilverWriter::Partitioned(PartitionedWriter::new(
-            partitioner,
-            schema,
-            settings,
-        )))
+        let writer = PartitionedWriter::new(partitioner, schema, settings);
+        Ok(match settings.threads {
+            0 | 1 => SilverWriter::Partitioned(writer),
+            _ => SilverWriter::PartitionedThread(PartitionThread::spawn(writer)?),
+        })
     }
 
     /// Writes what is left and commits every silver file (the file was accepted).
     pub async fn commit(
-        self,
+        mut self,
         sink: &dyn ObjectSink,
         keys: &SilverKeys,
         settings: &ConvertSettings,
     ) -> Result<Vec<ManifestFile>> {
+        self.settle().await?;
         match self {
-            SilverWriter::Single(series) => commit_all(series.finish().await?).await,
+            SilverWriter::Single(series) => commit_all(series.finish(sink).await?).await,
             SilverWriter::Partitioned(partitioned) => {
                 let schema = partitioned.schema().clone();
                 let properties = writer_properties(settings, &schema)?;
@@ -594,6 +851,10 @@ impl SilverWriter {
                     })
                     .await
             }
+            SilverWriter::PartitionedThread(_) => Err(Error::invalid(
+                "partitioning",
+                "its thread was still running at commit",
+            )),
         }
     }
 
@@ -602,23 +863,91 @@ impl SilverWriter {
         match self {
             SilverWriter::Single(series) => series.write(sink, &batch).await,
             SilverWriter::Partitioned(partitioned) => partitioned.push(batch),
+            SilverWriter::PartitionedThread(thread) => thread.push(batch).await,
         }
+    }
+
+    /// Waits for work handed to a thread, and reports its error ([`Error::Limit`]: the
+    /// spill outgrew its limit). Called once every batch is pushed.
+    pub async fn settle(&mut self) -> Result<()> {
+        if let SilverWriter::PartitionedThread(thread) = self {
+            let (writer, outcome) = thread.join().await?;
+            *self = SilverWriter::Partitioned(writer);
+            outcome?;
+        }
+        Ok(())
     }
 
     pub fn spilled_bytes(&self) -> u64 {
         match self {
             SilverWriter::Single(_) => 0,
             SilverWriter::Partitioned(p) => p.spilled_bytes(),
+            SilverWriter::PartitionedThread(thread) => thread.spilled.load(Ordering::Relaxed),
         }
     }
 
-    /// Discards everything; partitioned data only ever lived in memory and the spill file.
+    /// Discards everything; partitioned data only ever lived in memory and the spill file
+    /// (a partitioning thread stops when its channel closes).
     pub async fn abort(self) -> Result<()> {
         match self {
             SilverWriter::Single(series) => series.abort().await,
-            SilverWriter::Partitioned(_) => Ok(()),
+            SilverWriter::Partitioned(_) | SilverWriter::PartitionedThread(_) => Ok(()),
         }
     }
+}
+
+/// A [`PartitionedWriter`] on its own thread. After an error the thread drops what it is
+/// sent (so the reader never waits on it) and returns the error when joined.
+pub struct PartitionThread {
+    batches: Option<mpsc::Sender<RecordBatch>>,
+    thread: Option<std::thread::JoinHandle<(PartitionedWriter, Result<()>)>>,
+    /// The writer's spilled bytes, as of its last batch.
+    spilled: Arc<AtomicU64>,
+}
+
+impl PartitionThread {
+    fn spawn(mut writer: PartitionedWriter) -> Result<Self> {
+        let (sender, mut batches) = mpsc::channel::<RecordBatch>(1);
+        let spilled = Arc::new(AtomicU64::new(0));
+        let seen = spilled.clone();
+        let thread = std::thread::Builder::new()
+            .name("partitioner".into())
+            .spawn(move || {
+                let mut outcome = Ok(());
+                while let Some(batch) = batches.blocking_recv() {
+                    if outcome.is_ok() {
+                        outcome = writer.push(batch);
+                        seen.store(writer.spilled_bytes(), Ordering::Relaxed);
+                    }
+                }
+                (writer, outcome)
+            })
+            .map_err(|e| Error::io("starting the partitioning thread", e))?;
+        Ok(PartitionThread {
+            batches: Some(sender),
+            thread: Some(thread),
+            spilled,
+        })
+    }
+
+    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let sender = self.batches.as_ref().ok_or_else(partitioner_stopped)?;
+        sender.send(batch).await.map_err(|_| partitioner_stopped())
+    }
+
+    /// Closes the channel and waits for the thread to finish what it was sent.
+    async fn join(&mut self) -> Result<(PartitionedWriter, Result<()>)> {
+        self.batches = None;
+        let thread = self.thread.take().ok_or_else(partitioner_stopped)?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|_| partitioner_stopped())?
+            .map_err(|_| partitioner_stopped())
+    }
+}
+
+fn partitioner_stopped() -> Error {
+    Error::invalid("partitioning", "its thread stopped")
 }
 
 /// Bad rows with their reasons, as JSON lines:

@@ -242,15 +242,20 @@ impl Job<'_> {
         eof: bool,
     ) -> Result<()> {
         if let Some(active) = reading.writer.as_mut() {
+            let mut pushed = Ok(());
             for batch in std::mem::take(&mut reading.rows.ready) {
-                match active.push(sink, batch).await {
-                    Ok(()) => {}
-                    Err(Error::Limit(reason)) => {
-                        reading.rows.switch(Mode::Counting(reason));
-                        break;
-                    }
-                    Err(error) => return Err(error),
+                pushed = active.push(sink, batch).await;
+                if pushed.is_err() {
+                    break;
                 }
+            }
+            if pushed.is_ok() && eof {
+                pushed = active.settle().await;
+            }
+            match pushed {
+                Ok(()) => {}
+                Err(Error::Limit(reason)) => reading.rows.switch(Mode::Counting(reason)),
+                Err(error) => return Err(error),
             }
         }
         if reading.rows.take_change() {

@@ -41,6 +41,9 @@ pub struct ConvertSettings {
     /// When to give up (the Lambda's deadline margin): the conversion stops between
     /// chunks and partitions and aborts its uploads itself.
     pub deadline: Option<Instant>,
+    /// Cores to use: with more than one, Parquet encoding runs on its own thread while
+    /// the next rows are parsed (a Lambda above 1,769 MB has a second vCPU).
+    pub threads: usize,
 }
 
 impl Default for ConvertSettings {
@@ -56,6 +59,7 @@ impl Default for ConvertSettings {
             max_spill_bytes: 4 << 30,
             max_reject_bytes: 64 << 20,
             deadline: None,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -117,7 +121,8 @@ impl ConvertSettings {
     /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`), else 256 MiB; `SNOWCAST_SPILL_DIR` (default the
     /// system temp dir, /tmp on Lambda); `SNOWCAST_MAX_SPILL_MB` (default 4096; set it below
     /// the function's ephemeral storage); `SNOWCAST_MAX_REJECT_MB` (default 64);
-    /// `SNOWCAST_ZSTD_LEVEL` (default 3).
+    /// `SNOWCAST_ZSTD_LEVEL` (default 3); `SNOWCAST_THREADS` (default the cores this
+    /// process may use).
     pub fn from_env() -> Result<Self> {
         let mut settings = ConvertSettings::default();
         if let Some(mb) = env::number::<usize>("SNOWCAST_MEMORY_BUDGET_MB")? {
@@ -136,6 +141,9 @@ impl ConvertSettings {
         }
         if let Some(level) = env::number("SNOWCAST_ZSTD_LEVEL")? {
             settings.zstd_level = level;
+        }
+        if let Some(threads) = env::number("SNOWCAST_THREADS")? {
+            settings.threads = threads;
         }
         Ok(settings)
     }

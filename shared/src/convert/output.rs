@@ -122,7 +122,7 @@ impl ParquetSeries {
             file: None,
         };
         let encoder = match settings.threads {
-            0 | 1 => Encoder::Inline(encoder),
+            0 | 1 => Encoder::Inline(Box::new(encoder)),
             _ => Encoder::Threaded(EncoderThread::spawn(encoder)?),
         };
         Ok(ParquetSeries {
@@ -303,7 +303,8 @@ impl SeriesEncoder {
 }
 
 enum Encoder {
-    Inline(SeriesEncoder),
+    // Boxed: the encoder holds an open Arrow writer, the thread's side only channels.
+    Inline(Box<SeriesEncoder>),
     Threaded(EncoderThread),
 }
 

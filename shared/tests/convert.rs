@@ -476,6 +476,52 @@ async fn spilled_partitions_keep_every_row_in_order() {
 }
 
 #[tokio::test]
+async fn date_ordered_partitions_spill_as_parquet_and_keep_every_row() {
+    // Rows in date order, 600 a day, under a budget that spills every few days: each day
+    // is spilled whole (encoded then, copied at the end) except the ones a spill cuts in
+    // two, which are read back and encoded with their later rows.
+    let rows: Vec<String> = (0..16_800)
+        .map(|i| {
+            format!(
+                "S{},L1,2024-04-{:02},{i},{}.25,1,false,c,web,note {i}",
+                i % 13,
+                1 + i / 600,
+                i % 1000
+            )
+        })
+        .collect();
+    let settings = ConvertSettings {
+        batch_rows: 256,
+        ..ConvertSettings::default().with_memory_budget(2 << 20)
+    };
+    let out = convert_all_or_nothing(&rows, settings).await;
+    assert!(out.manifest.spilled_bytes > 0, "the budget forced a spill");
+    assert_eq!(out.manifest.rows_written, 16_800);
+    assert_eq!(out.manifest.partitions.len(), 28);
+    let mut seen = Vec::new();
+    for file in &out.manifest.files {
+        let batches = read_parquet(&file.uri);
+        let rows = int64s(&batches, "units");
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "order kept in {}",
+            file.key
+        );
+        assert_eq!(rows.len() as u64, file.rows);
+        let day: i64 = file.key.split("date=2024-04-").nth(1).unwrap()[..2]
+            .parse()
+            .unwrap();
+        assert!(
+            rows.iter().all(|&i| 1 + i / 600 == day),
+            "rows of {day} only"
+        );
+        seen.extend(rows);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..16_800).collect::<Vec<i64>>(), "every row once");
+}
+
+#[tokio::test]
 async fn large_outputs_roll_over_into_bounded_files() {
     let rows: Vec<String> = (0..30_000)
         .map(|i| format!("S{i},L{i},2024-01-01,{i},{i}.25,1,true,c{i},web,some free text {i}"))
@@ -534,11 +580,11 @@ fn contracts_with_formats_parse_custom_dates() {
 
 #[tokio::test]
 async fn one_core_and_two_cores_write_identical_files() {
-    // Rows in no order, a small budget (spills) and small batches: the two-core path (an
-    // encoder thread per series, partitions grouped on a thread of their own) must write
-    // byte for byte what the one-core path writes.
+    // Rows in no order and in date order, a small budget (spills) and small batches: the
+    // two-core path (an encoder thread per series, partitions grouped on a thread of their
+    // own) must write byte for byte what the one-core path writes.
     let mut state = 7u64;
-    let rows: Vec<String> = (0..12_000)
+    let random: Vec<String> = (0..12_000)
         .map(|i| {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -550,7 +596,9 @@ async fn one_core_and_two_cores_write_identical_files() {
             )
         })
         .collect();
-    for partitioned in [true, false] {
+    let mut by_date = random.clone();
+    by_date.sort_by_key(|row| row.split(',').nth(2).unwrap().to_string());
+    for (partitioned, rows) in [(true, &random), (true, &by_date), (false, &random)] {
         let mut contract = sales_with_limit(0.0);
         if !partitioned {
             contract.partition = None;
@@ -580,4 +628,125 @@ async fn one_core_and_two_cores_write_identical_files() {
         assert_eq!(outputs[0].0, partitioned, "partitioned files spill");
         assert!(outputs[0].1.len() >= if partitioned { 28 } else { 1 });
     }
+}
+
+/// A sink that keeps every upload's fate, and fails the commit of one key.
+#[derive(Clone, Default)]
+struct FatefulSink {
+    fates: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, &'static str>>>,
+    fail_commit_of: String,
+}
+
+#[async_trait::async_trait]
+impl snowcast::ports::storage::ObjectSink for FatefulSink {
+    async fn create(
+        &self,
+        key: &str,
+    ) -> snowcast::error::Result<Box<dyn snowcast::ports::storage::ObjectUpload>> {
+        self.fates.lock().unwrap().insert(key.to_string(), "open");
+        Ok(Box::new(FatefulUpload {
+            sink: self.clone(),
+            key: key.to_string(),
+            bytes: 0,
+        }))
+    }
+
+    async fn get(&self, _key: &str) -> snowcast::error::Result<Option<bytes::Bytes>> {
+        Ok(None)
+    }
+}
+
+struct FatefulUpload {
+    sink: FatefulSink,
+    key: String,
+    bytes: u64,
+}
+
+#[async_trait::async_trait]
+impl snowcast::ports::storage::ObjectUpload for FatefulUpload {
+    async fn write(&mut self, bytes: bytes::Bytes) -> snowcast::error::Result<()> {
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(
+        self: Box<Self>,
+    ) -> snowcast::error::Result<snowcast::ports::storage::StoredObject> {
+        // A round trip, so several commits are in flight at once.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let fate = if self.key.contains(&self.sink.fail_commit_of) {
+            "failed"
+        } else {
+            "committed"
+        };
+        self.sink
+            .fates
+            .lock()
+            .unwrap()
+            .insert(self.key.clone(), fate);
+        if fate == "failed" {
+            return Err(snowcast::error::Error::invalid(
+                "commit",
+                "refused by the test",
+            ));
+        }
+        Ok(snowcast::ports::storage::StoredObject {
+            uri: format!("test://{}", self.key),
+            key: self.key,
+            bytes: self.bytes,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> snowcast::error::Result<()> {
+        self.sink.fates.lock().unwrap().insert(self.key, "aborted");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_partition_commit_fails_the_file_and_leaves_no_upload_open() {
+    // 28 daily partitions, committed a few at a time beside the writing of the next ones;
+    // the commit of day 10 fails. The conversion reports the error, the partitions before
+    // it stay committed, and no upload is left open: the ones after it were committing
+    // beside it, are aborted, or never started.
+    let rows: Vec<String> = (0..5_000)
+        .map(|i| format!("S{i},L1,2024-03-{:02},{i},1.00,1,false,c,web,", 1 + i % 28))
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let sink = FatefulSink {
+        fail_commit_of: "date=2024-03-10/".into(),
+        ..FatefulSink::default()
+    };
+    let source = SourceId::new("s3://bronze/acme/sales/f.csv", "f.csv", "0123456789abcdef");
+    let error = Converter::try_new("acme", "sales", source)
+        .unwrap()
+        .with_contract(sales_with_limit(0.0))
+        .run(&bytes::Bytes::from(sales_rows(&refs)), &sink)
+        .await
+        .expect_err("a failed commit fails the conversion");
+    assert!(error.to_string().contains("refused by the test"), "{error}");
+    let fates = sink.fates.lock().unwrap().clone();
+    let parquet: Vec<_> = fates
+        .iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .collect();
+    assert!(
+        parquet.iter().all(|(_, fate)| **fate != "open"),
+        "no upload left open: {parquet:?}"
+    );
+    for (key, fate) in &parquet {
+        let day: u32 = key.split("date=2024-03-").nth(1).unwrap()[..2]
+            .parse()
+            .unwrap();
+        match day {
+            ..10 => assert_eq!(**fate, "committed", "{key}"),
+            10 => assert_eq!(**fate, "failed", "{key}"),
+            // Committing beside the failed one, or aborted.
+            _ => assert!(["committed", "aborted"].contains(*fate), "{key}"),
+        }
+    }
+    assert!(
+        !fates.keys().any(|k| k.contains("_manifests/")),
+        "no manifest"
+    );
 }

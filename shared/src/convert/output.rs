@@ -10,7 +10,7 @@
 //! the number of partitions.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     fs::File,
     io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write},
     path::Path,
@@ -32,7 +32,7 @@ use arrow_schema::{DataType, SchemaRef};
 use arrow_select::concat::concat_batches;
 use bytes::Bytes;
 use parquet::{
-    arrow::ArrowWriter,
+    arrow::{ArrowWriter, arrow_reader::ParquetRecordBatchReaderBuilder},
     basic::{Compression, ZstdLevel},
     file::properties::{EnabledStatistics, WriterProperties},
     schema::types::ColumnPath,
@@ -149,6 +149,18 @@ impl ParquetSeries {
             }
             Encoder::Threaded(thread) => thread.write(sink, &mut self.files, batch.clone()).await,
         }
+    }
+
+    /// Adds a file encoded elsewhere (with this series' schema and properties) as the
+    /// series' next file. Only before any batch is written.
+    pub async fn write_encoded(
+        &mut self,
+        sink: &dyn ObjectSink,
+        image: Bytes,
+        rows: u64,
+    ) -> Result<()> {
+        self.files.apply(sink, Encoded::Bytes(image)).await?;
+        self.files.apply(sink, Encoded::FileEnd { rows }).await
     }
 
     /// Closes the open file and hands over every file of the series (or, if that fails,
@@ -478,19 +490,33 @@ impl Partitioner {
     }
 }
 
-/// Spilled IPC segments and in-memory batches of one partition, oldest first.
+/// Spilled segments and in-memory batches of one partition, oldest first.
 #[derive(Default)]
 struct PartitionBuffer {
-    segments: Vec<(u64, u64)>,
+    segments: Vec<Segment>,
     batches: Vec<RecordBatch>,
+    rows: usize,
+}
+
+/// A stretch of the spill file.
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    /// LZ4 Arrow IPC batches: cheap to write and read back.
+    Arrow { offset: u64, len: u64 },
+    /// A finished Parquet file image. A partition spilled once as a whole (rows in date
+    /// order, partitioned by day) is encoded once and copied out at the end; one that
+    /// gets more rows later is read back and encoded again with them.
+    Parquet { offset: u64, len: u64, rows: u64 },
 }
 
 /// Buffers batches per partition under a byte limit, spilling to a temporary file.
 pub struct PartitionedWriter {
     partitioner: Partitioner,
     schema: SchemaRef,
+    properties: WriterProperties,
     partitions: BTreeMap<i32, PartitionBuffer>,
     buffered_bytes: usize,
+    buffered_rows: usize,
     limit: usize,
     spill: Option<SpillFile>,
     spill_dir: std::path::PathBuf,
@@ -498,15 +524,23 @@ pub struct PartitionedWriter {
     deadline: Option<tokio::time::Instant>,
     batch_rows: usize,
     batch_bytes: usize,
+    commits_in_flight: usize,
 }
 
 impl PartitionedWriter {
-    pub fn new(partitioner: Partitioner, schema: SchemaRef, settings: &ConvertSettings) -> Self {
+    pub fn new(
+        partitioner: Partitioner,
+        schema: SchemaRef,
+        properties: WriterProperties,
+        settings: &ConvertSettings,
+    ) -> Self {
         PartitionedWriter {
             partitioner,
             schema,
+            properties,
             partitions: BTreeMap::new(),
             buffered_bytes: 0,
+            buffered_rows: 0,
             limit: settings.buffer_limit(),
             spill: None,
             spill_dir: settings.spill_dir.clone(),
@@ -514,11 +548,13 @@ impl PartitionedWriter {
             deadline: settings.deadline,
             batch_rows: settings.batch_rows,
             batch_bytes: settings.batch_bytes,
+            commits_in_flight: settings.commits_in_flight(),
         }
     }
 
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
+    /// The schema and writer properties of its files.
+    pub fn format(&self) -> (SchemaRef, WriterProperties) {
+        (self.schema.clone(), self.properties.clone())
     }
 
     /// Bytes written to the spill file so far.
@@ -534,12 +570,11 @@ impl PartitionedWriter {
             return Ok(());
         };
         self.buffered_bytes += batch.get_array_memory_size();
+        self.buffered_rows += batch.num_rows();
         if keys.iter().all(|&k| k == first) {
-            self.partitions
-                .entry(first)
-                .or_default()
-                .batches
-                .push(batch);
+            let buffer = self.partitions.entry(first).or_default();
+            buffer.rows += batch.num_rows();
+            buffer.batches.push(batch);
         } else {
             self.push_grouped(&batch, &keys)?;
         }
@@ -549,33 +584,64 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Reorders a mixed batch by partition with one `take` (a counting sort), then hands
-    /// each partition its slice.
+    /// Reorders a mixed batch by partition with one `take` (a counting sort over the
+    /// batch's range of keys: days or months, so dense), then hands each partition its
+    /// slice.
     fn push_grouped(&mut self, batch: &RecordBatch, keys: &[i32]) -> Result<()> {
-        let mut counts: BTreeMap<i32, u32> = BTreeMap::new();
+        let (low, high) = keys
+            .iter()
+            .fold((i32::MAX, i32::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        let span = (i64::from(high) - i64::from(low) + 1) as usize;
+        if span > 4 * keys.len() + 1024 {
+            // Keys far apart (timestamps decades apart): a sparse sort.
+            return self.push_sorted_sparse(batch, keys);
+        }
+        let slot = |key: i32| (key - low) as usize;
+        let mut starts = vec![0u32; span + 1];
         for &key in keys {
-            *counts.entry(key).or_default() += 1;
+            starts[slot(key) + 1] += 1;
         }
-        let mut next: BTreeMap<i32, u32> = BTreeMap::new();
-        let mut offset = 0;
-        for (&key, &count) in &counts {
-            next.insert(key, offset);
-            offset += count;
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
         }
+        let mut next = starts.clone();
         let mut order = vec![0u32; keys.len()];
-        for (row, key) in keys.iter().enumerate() {
-            let slot = next.get_mut(key).expect("every key was counted");
-            order[*slot as usize] = row as u32;
-            *slot += 1;
+        for (row, &key) in keys.iter().enumerate() {
+            let at = &mut next[slot(key)];
+            order[*at as usize] = row as u32;
+            *at += 1;
         }
         let sorted = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))?;
-        let mut start = 0usize;
-        for (key, count) in counts {
-            let slice = sorted.slice(start, count as usize);
-            self.partitions.entry(key).or_default().batches.push(slice);
-            start += count as usize;
+        for (index, window) in starts.windows(2).enumerate() {
+            let (start, end) = (window[0] as usize, window[1] as usize);
+            if end > start {
+                let key = low + index as i32;
+                self.hand(key, sorted.slice(start, end - start));
+            }
         }
         Ok(())
+    }
+
+    /// [`PartitionedWriter::push_grouped`] for keys too far apart to count densely.
+    fn push_sorted_sparse(&mut self, batch: &RecordBatch, keys: &[i32]) -> Result<()> {
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_by_key(|&row| keys[row as usize]);
+        let sorted_keys: Vec<i32> = order.iter().map(|&row| keys[row as usize]).collect();
+        let sorted = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))?;
+        let mut start = 0;
+        while start < sorted_keys.len() {
+            let key = sorted_keys[start];
+            let end = start + sorted_keys[start..].partition_point(|&k| k == key);
+            self.hand(key, sorted.slice(start, end - start));
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn hand(&mut self, key: i32, rows: RecordBatch) {
+        let buffer = self.partitions.entry(key).or_default();
+        buffer.rows += rows.num_rows();
+        buffer.batches.push(rows);
     }
 
     /// Moves every buffered batch to the spill file. Past the spill limit the file is
@@ -597,11 +663,28 @@ impl PartitionedWriter {
                     merged.extend(pending.push(batch)?);
                 }
                 merged.extend(pending.finish()?);
-                let segment = spill.append(&self.schema, &merged)?;
+                // A partition seen whole for the first time, and large in the buffer (rows
+                // in date order), is encoded now: later it is only copied.
+                let whole = buffer.segments.is_empty()
+                    && buffer.rows * WHOLE_PARTITION_SHARE >= self.buffered_rows;
+                let segment = if whole {
+                    let image = encode_file(&self.schema, &self.properties, &merged)?;
+                    let (offset, len) = spill.append_bytes(&image)?;
+                    Segment::Parquet {
+                        offset,
+                        len,
+                        rows: buffer.rows as u64,
+                    }
+                } else {
+                    let (offset, len) = spill.append(&self.schema, &merged)?;
+                    Segment::Arrow { offset, len }
+                };
                 buffer.segments.push(segment);
             }
+            buffer.rows = 0;
         }
         self.buffered_bytes = 0;
+        self.buffered_rows = 0;
         if spill.len > self.max_spill_bytes {
             return Err(Error::Limit(format!(
                 "partitioning the file needs more than the {} MiB of spill space allowed \
@@ -612,43 +695,88 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Writes and commits every partition, one at a time, in partition order. Called only
-    /// once the file is accepted, so nothing waits uncommitted (an upload waiting for its
-    /// commit holds its buffer; hundreds of them would break the memory budget). A failure
-    /// part-way leaves earlier partitions in place: a retry rewrites the same keys, and no
-    /// manifest announces them until every partition is written. (Two partitions at once,
-    /// with two cores, cost a second row group: 10 MB cells then broke the budget.)
+    /// Writes every partition, one at a time, in partition order, and commits each while
+    /// the next ones are written. Called only once the file is accepted. A written file
+    /// waiting for its commit holds its last part (a small partition: all of it), so at
+    /// most `commits_in_flight` wait at once; on S3 each commit is a round trip, which for
+    /// hundreds of daily partitions outweighs their encoding. A failure part-way leaves
+    /// earlier partitions in place: a retry rewrites the same keys, and no manifest
+    /// announces them until every partition is written. (Encoding two partitions at once,
+    /// with two cores, cost a second row group: 10 MB cells broke the budget.)
     pub async fn finish(
         mut self,
         sink: &dyn ObjectSink,
         make_series: impl Fn(String) -> Result<ParquetSeries>,
     ) -> Result<Vec<ManifestFile>> {
-        let mut files = Vec::new();
+        let mut commits = Commits::new(self.commits_in_flight);
         for (key, buffer) in std::mem::take(&mut self.partitions) {
-            files.extend(
-                self.write_partition(sink, &make_series, key, buffer)
-                    .await?,
-            );
+            match self.write_partition(sink, &make_series, key, buffer).await {
+                Ok(written) => commits.start(written).await?,
+                Err(error) => {
+                    // The commits already started end as they end; none is left waiting.
+                    abort_quietly(commits.finish().await.map(drop));
+                    return Err(error);
+                }
+            }
         }
-        Ok(files)
+        commits.finish().await
     }
 
+    /// A partition's files, written and uploaded but not committed.
     async fn write_partition(
         &self,
         sink: &dyn ObjectSink,
         make_series: impl Fn(String) -> Result<ParquetSeries>,
         key: i32,
         buffer: PartitionBuffer,
-    ) -> Result<Vec<ManifestFile>> {
+    ) -> Result<Vec<WrittenFile>> {
         check_deadline(self.deadline, "writing partitions")?;
         let mut series = make_series(self.partitioner.directory(key))?;
+        if let ([Segment::Parquet { offset, len, rows }], []) =
+            (buffer.segments.as_slice(), buffer.batches.as_slice())
+        {
+            // Encoded whole when it was spilled: copied out as it is.
+            let image = self.spill_file()?.bytes(*offset, *len)?;
+            return match series.write_encoded(sink, image, *rows).await {
+                Ok(()) => series.finish(sink).await,
+                Err(error) => {
+                    series.abort().await?;
+                    Err(error)
+                }
+            };
+        }
         match self.replay(sink, &mut series, buffer).await {
-            Ok(()) => commit_all(series.finish(sink).await?).await,
+            Ok(()) => series.finish(sink).await,
             Err(error) => {
                 series.abort().await?;
                 Err(error)
             }
         }
+    }
+
+    fn spill_file(&self) -> Result<&SpillFile> {
+        self.spill
+            .as_ref()
+            .ok_or_else(|| Error::invalid("spill", "segment recorded without a spill file"))
+    }
+
+    /// The batches of a spilled segment.
+    fn read_segment(
+        &self,
+        segment: Segment,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>>>> {
+        let spill = self.spill_file()?;
+        Ok(match segment {
+            Segment::Arrow { offset, len } => {
+                Box::new(spill.read(offset, len)?.map(|b| b.map_err(Error::from)))
+            }
+            Segment::Parquet { offset, len, .. } => {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(spill.bytes(offset, len)?)?
+                    .with_batch_size(self.batch_rows)
+                    .build()?;
+                Box::new(reader.map(|b| b.map_err(Error::from)))
+            }
+        })
     }
 
     async fn replay(
@@ -660,12 +788,8 @@ impl PartitionedWriter {
         // Segments and buffered slices are written as full batches: the Parquet writer's
         // cost per batch is high for the few rows a partition gets from each spill.
         let mut pending = Coalescer::new(self.schema.clone(), self.batch_rows, self.batch_bytes);
-        for (offset, len) in buffer.segments {
-            let spill = self
-                .spill
-                .as_ref()
-                .ok_or_else(|| Error::invalid("spill", "segment recorded without a spill file"))?;
-            for batch in spill.read(offset, len)? {
+        for segment in buffer.segments {
+            for batch in self.read_segment(segment)? {
                 if let Some(full) = pending.push(batch?)? {
                     series.write(sink, &full).await?;
                 }
@@ -730,6 +854,91 @@ impl Coalescer {
     }
 }
 
+/// A partition holding at least 1/this of the buffered rows when first spilled is encoded
+/// to Parquet there and then (rows in date order: each day is spilled once, whole); smaller
+/// shares (rows in any other order) spill as Arrow and are encoded once, at the end.
+const WHOLE_PARTITION_SHARE: usize = 64;
+
+/// One Parquet file image of `batches`.
+fn encode_file(
+    schema: &SchemaRef,
+    properties: &WriterProperties,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>> {
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+/// Commits running beside the writing of later partitions, at most `limit` at once. Their
+/// files come out in the order they were started.
+struct Commits {
+    running: VecDeque<tokio::task::JoinHandle<Result<Vec<ManifestFile>>>>,
+    limit: usize,
+    files: Vec<ManifestFile>,
+    failed: Option<Error>,
+}
+
+impl Commits {
+    fn new(limit: usize) -> Self {
+        Commits {
+            running: VecDeque::new(),
+            limit: limit.max(1),
+            files: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Starts committing `written` in a task of its own, so the round trip overlaps the
+    /// next partition's encoding; first waits for the oldest commit if `limit` run. After
+    /// a failed commit nothing more is committed: `written` is aborted and the error
+    /// returned once every commit started has ended.
+    async fn start(&mut self, written: Vec<WrittenFile>) -> Result<()> {
+        while self.running.len() >= self.limit {
+            self.wait_oldest().await;
+        }
+        if self.failed.is_some() {
+            abort_quietly(abort_all(written).await);
+            return self.finish().await.map(drop);
+        }
+        self.running.push_back(tokio::spawn(commit_all(written)));
+        // Lets the new task send its request before this one goes back to encoding.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) {
+        let Some(oldest) = self.running.pop_front() else {
+            return;
+        };
+        let outcome = oldest.await.unwrap_or_else(|_| {
+            Err(Error::invalid(
+                "partition commit",
+                "its task stopped before it ended",
+            ))
+        });
+        match outcome {
+            Ok(files) => self.files.extend(files),
+            Err(error) => {
+                self.failed.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Waits for every commit; the files in order, or the first error.
+    async fn finish(&mut self) -> Result<Vec<ManifestFile>> {
+        while !self.running.is_empty() {
+            self.wait_oldest().await;
+        }
+        match self.failed.take() {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(&mut self.files)),
+        }
+    }
+}
+
 /// An anonymous temporary file of IPC stream segments, deleted when dropped.
 struct SpillFile {
     file: File,
@@ -762,6 +971,30 @@ impl SpillFile {
             .stream_position()
             .map_err(|e| Error::io("writing the spill file", e))?;
         Ok((start, self.len - start))
+    }
+
+    fn append_bytes(&mut self, bytes: &[u8]) -> Result<(u64, u64)> {
+        let start = self.len;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing the spill file", e))?;
+        self.len += bytes.len() as u64;
+        Ok((start, bytes.len() as u64))
+    }
+
+    /// The bytes of a segment, read into memory (a Parquet image: compressed, and at most
+    /// one buffer's worth of rows).
+    fn bytes(&self, offset: u64, len: u64) -> Result<Bytes> {
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading the spill file", e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("reading the spill file", e))?;
+        let mut image = vec![0; len as usize];
+        file.read_exact(&mut image)
+            .map_err(|e| Error::io("reading the spill file", e))?;
+        Ok(Bytes::from(image))
     }
 
     fn read(&self, offset: u64, len: u64) -> Result<StreamReader<BufReader<std::io::Take<File>>>> {
@@ -819,7 +1052,7 @@ impl SilverWriter {
             column_type: plan.columns[index].column_type,
             granularity: spec.granularity,
         };
-        let writer = PartitionedWriter::new(partitioner, schema, settings);
+        let writer = PartitionedWriter::new(partitioner, schema, properties, settings);
         Ok(match settings.threads {
             0 | 1 => SilverWriter::Partitioned(writer),
             _ => SilverWriter::PartitionedThread(PartitionThread::spawn(writer)?),
@@ -837,8 +1070,8 @@ impl SilverWriter {
         match self {
             SilverWriter::Single(series) => commit_all(series.finish(sink).await?).await,
             SilverWriter::Partitioned(partitioned) => {
-                let schema = partitioned.schema().clone();
-                let properties = writer_properties(settings, &schema)?;
+                // The properties its spilled Parquet images were written with.
+                let (schema, properties) = partitioned.format();
                 partitioned
                     .finish(sink, |directory| {
                         ParquetSeries::new(

@@ -103,6 +103,13 @@ impl ConvertSettings {
         self.memory_budget / 3
     }
 
+    /// Partition files committed at once while later partitions are written: each holds
+    /// up to an upload chunk until its commit, and together they get an eighth of the
+    /// budget (4 at the default 256 MiB, 16 at most).
+    pub fn commits_in_flight(&self) -> usize {
+        (self.memory_budget / 8 / self.upload_chunk_bytes.max(1)).clamp(1, 16)
+    }
+
     /// Encoded bytes of a row group before it is flushed. The flush briefly holds it twice.
     pub fn row_group_bytes(&self) -> usize {
         (self.memory_budget / 8).clamp(4 << 20, 128 << 20)

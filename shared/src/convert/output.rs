@@ -833,7 +833,7 @@ impl Coalescer {
     /// Takes `batch`; returns the gathered batch once it is full.
     fn push(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         self.held_rows += batch.num_rows();
-        self.held_bytes += batch.get_array_memory_size();
+        self.held_bytes += sliced_bytes(&batch);
         self.batches.push(batch);
         if self.held_rows >= self.rows || self.held_bytes >= self.bytes {
             return self.finish();
@@ -870,6 +870,21 @@ fn encode_file(
         writer.write(batch)?;
     }
     Ok(writer.into_inner()?)
+}
+
+/// Bytes of `batch`'s own rows. A partition's rows are slices of a shared batch, and
+/// `get_array_memory_size` would count the whole shared buffers for each slice.
+fn sliced_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// Commits running beside the writing of later partitions, at most `limit` at once. Their

@@ -997,28 +997,29 @@ impl SpillFile {
         Ok((start, bytes.len() as u64))
     }
 
-    /// The bytes of a segment, read into memory (a Parquet image: compressed, and at most
-    /// one buffer's worth of rows).
-    fn bytes(&self, offset: u64, len: u64) -> Result<Bytes> {
+    /// A handle of its own on the file, at `offset`.
+    fn at(&self, offset: u64) -> Result<File> {
         let mut file = self
             .file
             .try_clone()
             .map_err(|e| Error::io("reading the spill file", e))?;
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| Error::io("reading the spill file", e))?;
+        Ok(file)
+    }
+
+    /// The bytes of a segment, read into memory (a Parquet image: compressed, and at most
+    /// one buffer's worth of rows).
+    fn bytes(&self, offset: u64, len: u64) -> Result<Bytes> {
         let mut image = vec![0; len as usize];
-        file.read_exact(&mut image)
+        self.at(offset)?
+            .read_exact(&mut image)
             .map_err(|e| Error::io("reading the spill file", e))?;
         Ok(Bytes::from(image))
     }
 
     fn read(&self, offset: u64, len: u64) -> Result<StreamReader<BufReader<std::io::Take<File>>>> {
-        let mut file = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io("reading the spill file", e))?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io("reading the spill file", e))?;
+        let file = self.at(offset)?;
         Ok(StreamReader::try_new(
             BufReader::with_capacity(1 << 20, file.take(len)),
             None,
@@ -1030,7 +1031,7 @@ impl SpillFile {
 pub enum SilverWriter {
     // Boxed: the streaming series is large, and the enum moves through async frames.
     Single(Box<ParquetSeries>),
-    Partitioned(PartitionedWriter),
+    Partitioned(Box<PartitionedWriter>),
     /// Partitioned, with the grouping and spilling on a thread of its own while the next
     /// rows are parsed (more than one core).
     PartitionedThread(PartitionThread),
@@ -1069,7 +1070,7 @@ impl SilverWriter {
         };
         let writer = PartitionedWriter::new(partitioner, schema, properties, settings);
         Ok(match settings.threads {
-            0 | 1 => SilverWriter::Partitioned(writer),
+            0 | 1 => SilverWriter::Partitioned(Box::new(writer)),
             _ => SilverWriter::PartitionedThread(PartitionThread::spawn(writer)?),
         })
     }
@@ -1087,7 +1088,7 @@ impl SilverWriter {
             SilverWriter::Partitioned(partitioned) => {
                 // The properties its spilled Parquet images were written with.
                 let (schema, properties) = partitioned.format();
-                partitioned
+                (*partitioned)
                     .finish(sink, |directory| {
                         ParquetSeries::new(
                             schema.clone(),
@@ -1121,7 +1122,7 @@ impl SilverWriter {
     pub async fn settle(&mut self) -> Result<()> {
         if let SilverWriter::PartitionedThread(thread) = self {
             let (writer, outcome) = thread.join().await?;
-            *self = SilverWriter::Partitioned(writer);
+            *self = SilverWriter::Partitioned(Box::new(writer));
             outcome?;
         }
         Ok(())

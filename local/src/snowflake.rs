@@ -99,7 +99,7 @@ pub enum SnowflakeCommand {
 }
 
 /// The DDL of `infra/snowflake`, in order, built into the binary.
-pub const MIGRATIONS: [(&str, &str); 9] = [
+pub const MIGRATIONS: [(&str, &str); 10] = [
     (
         "01_database.sql",
         include_str!("../../infra/snowflake/01_database.sql"),
@@ -135,6 +135,10 @@ pub const MIGRATIONS: [(&str, &str); 9] = [
     (
         "09_monitor_role.sql",
         include_str!("../../infra/snowflake/09_monitor_role.sql"),
+    ),
+    (
+        "10_forecast_model.sql",
+        include_str!("../../infra/snowflake/10_forecast_model.sql"),
     ),
 ];
 

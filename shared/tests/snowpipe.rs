@@ -741,7 +741,7 @@ fn the_snowflake_objects_parse_as_snowflake_sql() {
         .filter(|p| p.ends_with(".sql"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 9);
+    assert_eq!(files.len(), 10);
     let check = |paths: &[String]| {
         Command::new(python::python())
             .arg(python::script("check_sql.py"))

@@ -35,13 +35,20 @@ COMMANDS = [re.compile(p, re.S | re.I) for p in (
     rf"^GRANT\s+\w+(\s*,\s*\w+)*\s+ON\s+(ALL|FUTURE)\s+TABLES\s+IN\s+SCHEMA\s+{IDENT}\s+TO\s+ROLE\s+\w+$",
     rf"^ALTER\s+USER\s+(IF\s+EXISTS\s+)?{IDENT}\s+SET({PROPERTY})+$",
     rf"^GRANT\s+USAGE\s+ON\s+PROCEDURE\s+{IDENT}\s*\([\w\s,()]*\)\s+TO\s+ROLE\s+\w+$",
+    rf"^CREATE\s+(OR\s+REPLACE\s+)?STREAM\s+(IF\s+NOT\s+EXISTS\s+)?{IDENT}\s+ON\s+TABLE\s+{IDENT}({PROPERTY})*$",
+    # A triggered task calling a procedure: no SCHEDULE, a WHEN on a stream.
+    rf"^CREATE\s+(OR\s+REPLACE\s+)?TASK\s+(IF\s+NOT\s+EXISTS\s+)?{IDENT}({PROPERTY})*"
+    rf"\s+WHEN\s+SYSTEM\$STREAM_HAS_DATA\('{IDENT}'\)\s+AS\s+CALL\s+{IDENT}\(\)$",
+    rf"^ALTER\s+TASK\s+(IF\s+EXISTS\s+)?{IDENT}\s+(RESUME|SUSPEND)$",
 )]
 HYBRID = re.compile(r"^(\s*CREATE\s+(?:OR\s+REPLACE\s+)?)HYBRID\s+(TABLE\b)", re.I)
 PROCEDURE = re.compile(
     r"^\s*CREATE\s+(OR\s+REPLACE\s+)?PROCEDURE\s+" + IDENT + r"\s*\((?P<args>.*?)\)\s*"
     r"RETURNS\s+.+?\s+LANGUAGE\s+SQL\s+(EXECUTE\s+AS\s+(OWNER|CALLER)\s+)?AS\s*\$\$(?P<body>.*)\$\$\s*$",
     re.S | re.I)
-SCRIPT_ONLY = re.compile(r"^(BEGIN(\s+TRANSACTION)?|COMMIT|ROLLBACK|RAISE|RETURN\s+TABLE\s*\(\w+\)|END|EXCEPTION|WHEN\s+OTHER\s+THEN)$", re.I)
+SCRIPT_ONLY = re.compile(
+    r"^(BEGIN(\s+TRANSACTION)?|COMMIT|ROLLBACK|RAISE|RETURN\s+TABLE\s*\(\w+\)|RETURN\s+\w+|END|EXCEPTION"
+    r"|WHEN\s+OTHER\s+THEN|DECLARE|\w+\s+NUMBER\s+DEFAULT\s+\d+|\w+\s*:=\s*SQLROWCOUNT)$", re.I)
 
 
 def statements(text):

@@ -7,6 +7,7 @@ mod convert;
 mod loads;
 mod quota;
 mod snowflake;
+mod up;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,9 @@ enum Command {
     Loads(loads::LoadsArgs),
     /// Print the Hybrid Table quota report (storage, request rates, throttling, projections).
     Quota(quota::QuotaArgs),
+    /// Run the pipeline on this machine: an S3 endpoint whose bronze uploads are converted
+    /// into silver by the csv-to-parquet service.
+    Up(up::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
             Command::Load(args) => snowflake::load(args).await,
             Command::Loads(args) => loads::run(args).await,
             Command::Quota(args) => quota::run(args).await,
+            Command::Up(args) => up::run(args).await,
         }
     });
     match outcome {

@@ -459,15 +459,9 @@ async fn an_answer_without_its_columns_is_an_error_not_an_empty_page() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
     let store = SnowflakeForecastStore::new(client(&stand_in.url, dir.path()).await);
-    let no_result = json!({"code": "090001", "message": "Statement executed successfully.",
-                           "statementHandle": "01bd2f4e-0000-4a1c-8000-0000000a1b2c"});
-    let script = json!([{"status": 200, "body": no_result}, {"status": 200, "body": no_result}]);
-    reqwest::Client::new()
-        .post(format!("{}/_script", stand_in.url))
-        .body(script.to_string())
-        .send()
-        .await
-        .unwrap();
+    let no_result =
+        snowflake_support::no_result_answer(&json!("01bd2f4e-0000-4a1c-8000-0000000a1b2c"));
+    snowflake_support::script_answers(&stand_in.url, &[no_result.clone(), no_result]).await;
     let acme = TenantId::new("acme").unwrap();
     let query = ForecastQuery {
         sku_id: None,

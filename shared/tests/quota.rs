@@ -63,12 +63,7 @@ async fn snowflake_answers_for_both_views_conform_to_the_spec_and_decode() {
         .iter()
         .map(|body| json!({"status": 200, "body": body, "match": "/api/v2/statements"}))
         .collect();
-    reqwest::Client::new()
-        .post(format!("{}/_script", stand_in.url))
-        .body(Value::Array(script).to_string())
-        .send()
-        .await
-        .unwrap();
+    snowflake_support::post_script(&stand_in.url, Value::Array(script)).await;
     let dir = tempfile::tempdir().unwrap();
     let usage = SnowflakeUsage::new(client(&stand_in.url, dir.path()).await);
 
@@ -151,8 +146,7 @@ async fn answers_that_are_not_the_result_asked_for_are_errors() {
     }
     let mut short = full.clone();
     short["data"] = json!([]);
-    let no_result = json!({"code": "090001", "message": "Statement executed successfully.",
-                           "statementHandle": full["statementHandle"]});
+    let no_result = snowflake_support::no_result_answer(&full["statementHandle"]);
     let dir = tempfile::tempdir().unwrap();
     let usage = SnowflakeUsage::new(client(&stand_in.url, dir.path()).await);
     for (answer, expected) in [
@@ -160,13 +154,7 @@ async fn answers_that_are_not_the_result_asked_for_are_errors() {
         (short, "a result of 3 rows came with 0"),
         (no_result, "no column SCHEMA, NAME, ROW_COUNT, BYTES"),
     ] {
-        let script = json!([{"status": 200, "body": answer}]);
-        reqwest::Client::new()
-            .post(format!("{}/_script", stand_in.url))
-            .body(script.to_string())
-            .send()
-            .await
-            .unwrap();
+        snowflake_support::script_answers(&stand_in.url, &[answer]).await;
         let error = usage.storage("SNOWCAST").await.unwrap_err();
         assert!(error.to_string().contains(expected), "{error}");
     }

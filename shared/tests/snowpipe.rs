@@ -68,15 +68,6 @@ async fn client(url: &str, secret: Arc<dyn SecretSource>) -> SnowpipeClient {
     )
 }
 
-async fn script(url: &str, answers: Value) {
-    reqwest::Client::new()
-        .post(format!("{url}/_script"))
-        .body(answers.to_string())
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn recorded(url: &str) -> Vec<Value> {
     let response = reqwest::get(format!("{url}/_requests")).await.unwrap();
     response.json().await.unwrap()
@@ -264,7 +255,7 @@ async fn throttling_is_retried_with_the_same_request_id() {
         &credentials_json("xy12345", "key.pem", None),
     )));
     let busy = json!({"status": 429, "body": {"code": "429", "message": "too many requests"}});
-    script(&stand_in.url, json!([busy, busy])).await;
+    snowflake_support::post_script(&stand_in.url, json!([busy, busy])).await;
     let policy = RetryPolicy {
         base_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
@@ -296,7 +287,7 @@ async fn a_401_rereads_the_secret_once() {
     });
     let expired =
         json!({"status": 401, "body": {"code": "390318", "message": "JWT token is invalid"}});
-    script(&stand_in.url, json!([expired])).await;
+    snowflake_support::post_script(&stand_in.url, json!([expired])).await;
     let client = client(&stand_in.url, secret.clone()).await;
     client.insert_files(PIPE, &files(1)).await.unwrap();
     assert_eq!(
@@ -306,7 +297,7 @@ async fn a_401_rereads_the_secret_once() {
     );
 
     // A second 401 in a row is an error, not a loop.
-    script(&stand_in.url, json!([expired, expired])).await;
+    snowflake_support::post_script(&stand_in.url, json!([expired, expired])).await;
     let error = client
         .insert_files(PIPE, &files(1))
         .await
@@ -328,7 +319,7 @@ async fn an_unavailable_service_is_given_up_within_the_budget() {
         &credentials_json("xy12345", "key.pem", None),
     )));
     let down = json!({"status": 503, "body": "Service Unavailable"});
-    script(&stand_in.url, Value::Array(vec![down; 50])).await;
+    snowflake_support::post_script(&stand_in.url, Value::Array(vec![down; 50])).await;
     let policy = RetryPolicy {
         max_attempts: 100,
         base_delay: Duration::from_millis(50),
@@ -400,7 +391,7 @@ async fn insert_reports_give_each_files_load_status() {
              "firstErrorLineNum": 1, "complete": true, "status": "LOAD_FAILED"}
         ]
     });
-    script(&stand_in.url, json!([{"status": 200, "body": report}])).await;
+    snowflake_support::post_script(&stand_in.url, json!([{"status": 200, "body": report}])).await;
     let report = client(&stand_in.url, secret)
         .await
         .insert_report(PIPE, Some("1_15"))
@@ -471,7 +462,7 @@ async fn accounting_failed_loads_are_found_by_the_scheduled_audit() {
         pipes,
     )));
     let answer = history(PIPE, "sales/t/a.parquet", "sales/t/b.parquet");
-    script(&stand_in.url, json!([{"status": 200, "body": answer}])).await;
+    snowflake_support::post_script(&stand_in.url, json!([{"status": 200, "body": answer}])).await;
     let event = json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
                        "account": "123456789012", "time": "2026-11-22T10:07:31Z", "region": "us-east-1",
                        "resources": ["arn:aws:events:us-east-1:123456789012:rule/audit"], "detail": {}});
@@ -511,7 +502,7 @@ async fn a_full_history_answer_is_split_until_nothing_is_left_out() {
         "sales/a.parquet",
         "sales/b.parquet",
     );
-    script(
+    snowflake_support::post_script(
         &stand_in.url,
         json!([
             {"status": 200, "body": full, "match": "SALES_PIPE"},
@@ -628,7 +619,7 @@ async fn a_failed_insert_fails_only_the_messages_whose_files_it_carried() {
     )));
     // Datasets are sent in name order: inventory first (accepted), then sales (refused).
     let refused = json!({"status": 400, "body": {"code": "390404", "message": "Specified pipe does not exist"}});
-    script(
+    snowflake_support::post_script(
         &stand_in.url,
         json!([{"status": 200, "body": {"responseCode": "SUCCESS"}}, refused]),
     )
@@ -712,7 +703,7 @@ async fn accounting_a_failed_load_reports_the_retries_it_made() {
     let stand_in = python::start("recording_server.py");
     let dir = tempfile::tempdir().unwrap();
     let down = json!({"status": 503, "body": "Service Unavailable"});
-    script(&stand_in.url, Value::Array(vec![down; 6])).await;
+    snowflake_support::post_script(&stand_in.url, Value::Array(vec![down; 6])).await;
     let policy = RetryPolicy {
         max_attempts: 6,
         base_delay: Duration::from_millis(5),

@@ -62,12 +62,7 @@ impl Harness {
         for (_, schema, body, _) in answers {
             self.fixtures.push(json!({"schema": schema, "body": body}));
         }
-        reqwest::Client::new()
-            .post(format!("{}/_script", self.stand_in.url))
-            .body(Value::Array(script).to_string())
-            .send()
-            .await
-            .unwrap();
+        snowflake_support::post_script(&self.stand_in.url, Value::Array(script)).await;
     }
 
     /// Validates every request so far and every fixture against the spec.

@@ -151,3 +151,30 @@ pub async fn sql_client(
         query_tag,
     )
 }
+
+/// The SQL API's answer to a statement that returns no result set (DDL, a bare CALL).
+pub fn no_result_answer(handle: &Value) -> Value {
+    json!({"code": "090001", "message": "Statement executed successfully.",
+           "statementHandle": handle})
+}
+
+/// Queues `answers` on the recording stand-in: its next requests get them, in order, each
+/// as a 200.
+pub async fn script_answers(stand_in: &str, answers: &[Value]) {
+    let script = answers
+        .iter()
+        .map(|body| json!({"status": 200, "body": body}))
+        .collect();
+    post_script(stand_in, Value::Array(script)).await;
+}
+
+/// Queues a script on the recording stand-in: entries `{"status", "body", "match"?}`.
+pub async fn post_script(stand_in: &str, script: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{stand_in}/_script"))
+        .body(script.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}

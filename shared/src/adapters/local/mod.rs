@@ -2,6 +2,8 @@
 //! converter input, a JSON file as the Snowflake secret. Used by the CLI, the local stack
 //! and tests.
 
+pub mod queue;
+
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;

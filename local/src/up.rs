@@ -1,0 +1,388 @@
+//! `snowcast up`: the pipeline on this machine, without Docker or a cloud account.
+//!
+//! What runs today: an S3-compatible endpoint (s3s-fs over the data directory, buckets
+//! `bronze` and `silver`) that turns every object created in bronze into the ObjectCreated
+//! notification S3 would send, on a durable queue with SQS's semantics; and the
+//! csv-to-parquet service, the Lambda's own code on its own thread (one core, as on
+//! Lambda), converting each notified object into silver through the AWS SDK against that
+//! endpoint and announcing each batch on the durable load queue. A process killed at any
+//! point loses nothing: a notification is on disk before the upload is answered, and a
+//! conversion not finished is redone from its notification on the next start (the
+//! converter's output paths and its load announcement are idempotent).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use clap::Args;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto::Builder as ConnectionBuilder,
+};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use s3s::{Body, HttpError, HttpResponse, auth::SimpleAuth, service::S3ServiceBuilder};
+use serde_json::json;
+use snowcast::{
+    adapters::{
+        aws::{
+            self,
+            s3::{S3Sink, S3Source, S3Uri},
+        },
+        local::queue::{LocalQueue, QueueSettings},
+    },
+    error::{Error, Result},
+    services::csv_to_parquet::{Ingest, IngestSettings},
+};
+use tokio::{net::TcpListener, time::Instant};
+
+/// The bucket tenants upload to, and the one the converter writes.
+const BRONZE: &str = "bronze";
+const SILVER: &str = "silver";
+
+/// As the SAM template wires the real queues: a conversion may take up to the function's
+/// 15 minutes, and a notification that fails three times goes to the dead letters.
+const EVENTS: QueueSettings = QueueSettings {
+    visibility: Duration::from_secs(16 * 60),
+    max_receives: 3,
+};
+const LOADS: QueueSettings = QueueSettings {
+    visibility: Duration::from_secs(5 * 60),
+    max_receives: 5,
+};
+
+/// How long one conversion may take (the Lambda's timeout).
+const CONVERSION_TIME: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where buckets and queues live (default: the platform's data directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the S3 endpoint.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    s3_addr: SocketAddr,
+    /// S3 access key clients sign with (the secret key is `SNOWCAST_S3_SECRET_KEY`, default
+    /// `snowcast`).
+    #[arg(long, default_value = "snowcast")]
+    s3_access_key: String,
+}
+
+/// The data directory's layout.
+struct Layout {
+    objects: PathBuf,
+    events: PathBuf,
+    loads: PathBuf,
+}
+
+impl Layout {
+    fn create(root: &Path) -> Result<Self> {
+        let layout = Layout {
+            objects: root.join("s3"),
+            events: root.join("queues").join("bronze-events"),
+            loads: root.join("queues").join("loads"),
+        };
+        for bucket in [BRONZE, SILVER] {
+            let path = layout.objects.join(bucket);
+            std::fs::create_dir_all(&path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        }
+        Ok(layout)
+    }
+}
+
+/// Runs the stack until interrupted.
+pub async fn run(args: UpArgs) -> Result<ExitCode> {
+    let root = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let layout = Layout::create(&root)?;
+    let events = Arc::new(LocalQueue::open(&layout.events, EVENTS)?);
+    let loads = Arc::new(LocalQueue::open(&layout.loads, LOADS)?);
+    let secret_key = std::env::var("SNOWCAST_S3_SECRET_KEY").unwrap_or_else(|_| "snowcast".into());
+    let listener = TcpListener::bind(args.s3_addr)
+        .await
+        .map_err(|e| Error::io(format!("listening on {}", args.s3_addr), e))?;
+    let endpoint = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the S3 address", e))?
+    );
+    let s3 = S3Endpoint::new(
+        &layout.objects,
+        &args.s3_access_key,
+        &secret_key,
+        events.clone(),
+    )?;
+    let converter = spawn_converter(
+        endpoint.clone(),
+        (args.s3_access_key.clone(), secret_key),
+        events,
+        loads,
+    )?;
+    eprintln!(
+        "snowcast up: data in {}\n  S3 endpoint {endpoint} (access key {}, buckets {BRONZE} and {SILVER})\n  \
+         upload to s3://{BRONZE}/<tenant>/<dataset>/<name>.csv[.gz|.zst]; silver appears in s3://{SILVER}",
+        root.display(),
+        args.s3_access_key
+    );
+    tokio::select! {
+        served = s3.serve(listener) => served?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    drop(converter);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `$XDG_DATA_HOME/snowcast`, else `~/.local/share/snowcast`.
+fn default_data_dir() -> Result<PathBuf> {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(data).join("snowcast"));
+    }
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".local/share/snowcast"))
+        .ok_or_else(|| {
+            Error::invalid(
+                "data directory",
+                "neither XDG_DATA_HOME nor HOME is set; pass --data-dir",
+            )
+        })
+}
+
+/// The S3 endpoint: s3s-fs, plus the notifications S3 would send for bronze.
+#[derive(Clone)]
+struct S3Endpoint {
+    s3: s3s::service::S3Service,
+    objects: PathBuf,
+    events: Arc<LocalQueue>,
+}
+
+impl S3Endpoint {
+    fn new(
+        objects: &Path,
+        access_key: &str,
+        secret_key: &str,
+        events: Arc<LocalQueue>,
+    ) -> Result<Self> {
+        let fs = s3s_fs::FileSystem::new(objects).map_err(|e| {
+            Error::invalid(
+                "S3 endpoint",
+                format!("{} cannot hold the buckets: {e:?}", objects.display()),
+            )
+        })?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        Ok(S3Endpoint {
+            s3: builder.build(),
+            objects: objects.to_path_buf(),
+            events,
+        })
+    }
+
+    async fn serve(self, listener: TcpListener) -> Result<()> {
+        let http = ConnectionBuilder::new(TokioExecutor::new());
+        loop {
+            let (socket, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "S3 endpoint: accepting a connection failed");
+                    continue;
+                }
+            };
+            let connection = http
+                .serve_connection(
+                    TokioIo::new(socket),
+                    hyper::service::service_fn({
+                        let endpoint = self.clone();
+                        move |request| endpoint.clone().handle(request)
+                    }),
+                )
+                .into_owned();
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "S3 endpoint: connection ended");
+                }
+            });
+        }
+    }
+
+    /// Serves one request; when it created an object in bronze, the notification is on the
+    /// events queue before the client hears of success (a failure to queue it answers 500,
+    /// and the client's retry of the same upload notifies again).
+    async fn handle(
+        self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> std::result::Result<HttpResponse, HttpError> {
+        let created = created_key(&request);
+        let response = self.s3.call(request.map(Body::from)).await?;
+        let Some((key, event_name)) = created.filter(|_| response.status().is_success()) else {
+            return Ok(response);
+        };
+        let etag = response
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_string());
+        match self.notify(&key, event_name, etag) {
+            Ok(()) => Ok(response),
+            Err(error) => {
+                tracing::error!(%error, key, "could not queue the ObjectCreated notification");
+                let mut failed = HttpResponse::new(Body::from(
+                    "<Error><Code>InternalError</Code><Message>the upload was stored but its \
+                     notification could not be queued; retry the upload</Message></Error>"
+                        .to_string(),
+                ));
+                *failed.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                Ok(failed)
+            }
+        }
+    }
+
+    fn notify(&self, key: &str, event_name: &str, etag: Option<String>) -> Result<()> {
+        let path = self.objects.join(BRONZE).join(key);
+        let size = std::fs::metadata(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+            .len();
+        let notification = json!({"Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "local",
+            "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "eventName": event_name,
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "bucket": {"name": BRONZE, "arn": format!("arn:aws:s3:::{BRONZE}")},
+                "object": {
+                    // S3 sends keys form-URL-encoded.
+                    "key": utf8_percent_encode(key, NON_ALPHANUMERIC).to_string(),
+                    "size": size,
+                    "eTag": etag,
+                },
+            },
+        }]});
+        self.events.send_body(&notification.to_string()).map(|_| ())
+    }
+}
+
+/// The bronze key a request creates an object at, and S3's event name for it: PutObject
+/// (and CopyObject) is a PUT on `/bronze/<key>` that is not an upload part;
+/// CompleteMultipartUpload is a POST with an `uploadId`. Path-style addressing only (what
+/// the SDKs use for an endpoint given by IP address).
+fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> {
+    let uri = request.uri();
+    let raw = uri.path().strip_prefix(&format!("/{BRONZE}/"))?;
+    let key = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (name.to_string(), value.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |name: &str| query.iter().any(|(n, _)| n == name);
+    let event = match *request.method() {
+        http::Method::PUT if has("partNumber") || has("uploadId") => return None,
+        http::Method::PUT if request.headers().contains_key("x-amz-copy-source") => {
+            "ObjectCreated:Copy"
+        }
+        http::Method::PUT if query.is_empty() => "ObjectCreated:Put",
+        http::Method::POST if has("uploadId") => "ObjectCreated:CompleteMultipartUpload",
+        _ => return None,
+    };
+    (!key.is_empty() && !key.ends_with('/')).then_some((key, event))
+}
+
+/// Starts the converter on a thread of its own, with its own single-threaded runtime (a
+/// conversion uses one core and would otherwise hold up the S3 endpoint it reads from).
+fn spawn_converter(
+    endpoint: String,
+    (access_key, secret_key): (String, String),
+    events: Arc<LocalQueue>,
+    loads: Arc<LocalQueue>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the converter's runtime", e))?;
+    std::thread::Builder::new()
+        .name("converter".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let credentials = aws_sdk_s3::config::Credentials::new(
+                    access_key,
+                    secret_key,
+                    None,
+                    None,
+                    "snowcast-up",
+                );
+                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .endpoint_url(&endpoint)
+                    .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                    .credentials_provider(credentials)
+                    .http_client(aws::aws_endpoints_client())
+                    .load()
+                    .await;
+                let s3 = aws::s3_client(&sdk);
+                let silver = match S3Uri::root(SILVER) {
+                    Ok(silver) => silver,
+                    Err(error) => return tracing::error!(%error, "silver bucket"),
+                };
+                let ingest = Ingest::new(
+                    Arc::new(S3Source::new(s3.clone())),
+                    Arc::new(S3Sink::new(s3, silver)),
+                    loads,
+                    IngestSettings::default(),
+                );
+                convert_forever(&ingest, &events).await;
+            });
+        })
+        .map_err(|e| Error::io("starting the converter thread", e))
+}
+
+/// Takes notifications one at a time, as the Lambda's SQS trigger would hand them over;
+/// deletes each one the service did not report failed.
+async fn convert_forever(ingest: &Ingest, events: &LocalQueue) {
+    loop {
+        let received = match events.receive(1) {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::error!(%error, "reading the events queue");
+                Vec::new()
+            }
+        };
+        if received.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for message in received {
+            let event = json!({"Records": [{
+                "messageId": message.receipt,
+                "body": message.body,
+                "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": message.receive_count.to_string()},
+            }]});
+            let answer = ingest.handle(event, Instant::now() + CONVERSION_TIME).await;
+            let failed = match &answer {
+                Ok(answer) => answer["batchItemFailures"]
+                    .as_array()
+                    .is_some_and(|failures| !failures.is_empty()),
+                Err(_) => true,
+            };
+            if let Err(error) = &answer {
+                tracing::error!(%error, "conversion failed; the notification will be retried");
+            }
+            if !failed && let Err(error) = events.delete(&message.receipt) {
+                tracing::error!(%error, "deleting a handled notification");
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ noisy host, where the peers' ratios move with the host.
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -23,6 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     contract = os.path.join(ROOT, "bench", "contracts", f"sales_{args.layout.replace('-', '_')}.toml")
     out = os.path.join(ROOT, "bench", "out", "ab")
+    walls: dict[str, list[float]] = {}
     for run in range(args.runs):
         for binary in args.binaries:
             shutil.rmtree(out, ignore_errors=True)
@@ -34,6 +36,12 @@ def main() -> None:
             wall = time.perf_counter() - started
             print(f"run {run + 1} {binary}: wall {wall:.2f} s, user {usage.ru_utime:.2f} s, "
                   f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB", flush=True)
+            walls.setdefault(binary, []).append(wall)
+    first = statistics.median(walls[args.binaries[0]])
+    for binary, times in walls.items():
+        median = statistics.median(times)
+        print(f"{binary}: median wall {median:.3f} s, min {min(times):.3f} s, "
+              f"{first / median:.2f}x the first binary's speed")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 
 use std::{
     net::SocketAddr,
+    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -19,6 +20,7 @@ use std::{
 };
 
 use clap::Args;
+use futures::FutureExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto::Builder as ConnectionBuilder,
@@ -218,27 +220,41 @@ impl S3Endpoint {
         self,
         request: http::Request<hyper::body::Incoming>,
     ) -> std::result::Result<HttpResponse, HttpError> {
+        if let Some(refusal) = check_addressing(&request) {
+            return Ok(refusal);
+        }
         let created = created_key(&request);
+        let if_match = request
+            .headers()
+            .get(http::header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_string());
         let response = self.s3.call(request.map(Body::from)).await?;
+        // s3s-fs ignores If-Match on reads; the converter relies on it to skip an object
+        // replaced since its notification (it would read the new bytes under the old
+        // event's identity and load them twice).
+        if let Some(expected) = if_match.filter(|_| response.status().is_success())
+            && etag_of(&response).is_some_and(|etag| etag != expected && expected != "*")
+        {
+            return Ok(s3_error(
+                http::StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                "the object changed: its ETag no longer matches If-Match",
+            ));
+        }
         let Some((key, event_name)) = created.filter(|_| response.status().is_success()) else {
             return Ok(response);
         };
-        let etag = response
-            .headers()
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_string());
-        match self.notify(&key, event_name, etag) {
+        match self.notify(&key, event_name, etag_of(&response)) {
             Ok(()) => Ok(response),
             Err(error) => {
                 tracing::error!(%error, key, "could not queue the ObjectCreated notification");
-                let mut failed = HttpResponse::new(Body::from(
-                    "<Error><Code>InternalError</Code><Message>the upload was stored but its \
-                     notification could not be queued; retry the upload</Message></Error>"
-                        .to_string(),
-                ));
-                *failed.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                Ok(failed)
+                Ok(s3_error(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "the upload was stored but its notification could not be queued; retry \
+                     the upload",
+                ))
             }
         }
     }
@@ -267,6 +283,75 @@ impl S3Endpoint {
         }]});
         self.events.send_body(&notification.to_string()).map(|_| ())
     }
+}
+
+/// Longest key accepted: s3s-fs keeps each object's metadata in a file named after the
+/// base64 of bucket and key, and file names stop at 255 bytes (S3 itself allows 1,024).
+const MAX_KEY_BYTES: usize = 100;
+
+/// The refusal of what s3s-fs would resolve outside the bucket, or store under another name: a
+/// key (or copy source) with `.`, `..` or empty path segments, and keys too long for it.
+fn check_addressing<B>(request: &http::Request<B>) -> Option<HttpResponse> {
+    let copy_source = request
+        .headers()
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok());
+    for raw in [Some(request.uri().path()), copy_source]
+        .into_iter()
+        .flatten()
+    {
+        let Ok(path) = percent_decode_str(raw).decode_utf8() else {
+            return Some(s3_error(
+                http::StatusCode::BAD_REQUEST,
+                "InvalidURI",
+                "the path is not UTF-8",
+            ));
+        };
+        let path = path.trim_start_matches('/');
+        let Some((_, key)) = path.split_once('/') else {
+            continue; // a bucket, or the service
+        };
+        if key.split('/').enumerate().any(|(index, segment)| {
+            segment == "."
+                || segment == ".."
+                || (segment.is_empty() && index + 1 < key.split('/').count())
+        }) {
+            return Some(s3_error(
+                http::StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "object keys with `.`, `..` or empty path segments are refused by the local stack",
+            ));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Some(s3_error(
+                http::StatusCode::BAD_REQUEST,
+                "KeyTooLongError",
+                "the local stack accepts keys of at most 100 bytes",
+            ));
+        }
+    }
+    None
+}
+
+fn etag_of(response: &HttpResponse) -> Option<String> {
+    response
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// An S3 error response.
+fn s3_error(status: http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut response = HttpResponse::new(Body::from(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    response
 }
 
 /// The bronze key a request creates an object at, and S3's event name for it: PutObject
@@ -370,7 +455,11 @@ async fn convert_forever(ingest: &Ingest, events: &LocalQueue) {
                 "eventSource": "aws:sqs",
                 "attributes": {"ApproximateReceiveCount": message.receive_count.to_string()},
             }]});
-            let answer = ingest.handle(event, Instant::now() + CONVERSION_TIME).await;
+            // A panic fails this message (retried, then dead-lettered), not the converter.
+            let answer = AssertUnwindSafe(ingest.handle(event, Instant::now() + CONVERSION_TIME))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(Error::invalid("conversion", "the converter panicked")));
             let failed = match &answer {
                 Ok(answer) => answer["batchItemFailures"]
                     .as_array()

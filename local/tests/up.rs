@@ -242,3 +242,59 @@ impl Stack {
         !output.status.success()
     }
 }
+
+#[test]
+fn keys_that_leave_the_bucket_or_alias_another_are_refused_and_reads_honour_if_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stack = Stack::start(&data);
+    let small = dir.path().join("small.csv");
+    common::write_daily_sales(&small, 20);
+    let small = small.to_str().unwrap();
+    let long = format!("acme/sales/{}.csv", "L".repeat(150));
+    for (key, code) in [
+        ("acme/sales/../../../silver/x.parquet", "InvalidArgument"),
+        ("acme/sales/./y.csv", "InvalidArgument"),
+        ("acme/sales//z.csv", "InvalidArgument"),
+        (long.as_str(), "KeyTooLongError"),
+    ] {
+        assert_eq!(
+            stack.s3(&["try-put", "bronze", key, small]).trim(),
+            code,
+            "{key}"
+        );
+    }
+    assert!(stack.keys("bronze", "").is_empty());
+    assert!(stack.keys("silver", "").is_empty());
+    let stray: Vec<_> = std::fs::read_dir(data.join("s3"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        stray.iter().all(|name| name == "bronze"
+            || name == "silver"
+            || name.to_string_lossy().starts_with('.')),
+        "{stray:?}"
+    );
+
+    // A reader holding an old ETag is told the object changed (the converter skips it).
+    stack.s3(&["put", "bronze", "acme/sales/a.csv", small]);
+    let old = stack.s3(&["etag", "bronze", "acme/sales/a.csv"]);
+    let other = dir.path().join("other.csv");
+    common::write_daily_sales(&other, 30);
+    stack.s3(&["put", "bronze", "acme/sales/a.csv", other.to_str().unwrap()]);
+    let new = stack.s3(&["etag", "bronze", "acme/sales/a.csv"]);
+    assert_ne!(old, new);
+    assert_eq!(
+        stack
+            .s3(&["get-if-match", "bronze", "acme/sales/a.csv", old.trim()])
+            .trim(),
+        "PreconditionFailed"
+    );
+    assert_eq!(
+        stack
+            .s3(&["get-if-match", "bronze", "acme/sales/a.csv", new.trim()])
+            .trim(),
+        "ok"
+    );
+}

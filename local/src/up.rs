@@ -36,6 +36,7 @@ use snowcast::{
         },
         local::queue::{LocalQueue, QueueSettings},
     },
+    convert::ConvertSettings,
     error::{Error, Result},
     services::csv_to_parquet::{Ingest, IngestSettings},
 };
@@ -121,7 +122,14 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         &secret_key,
         events.clone(),
     )?;
+    // The same conversion settings as `snowcast convert` and the Lambda (memory budget,
+    // threads, zstd level from the environment).
+    let settings = IngestSettings {
+        convert: ConvertSettings::from_env()?,
+        ..IngestSettings::default()
+    };
     let converter = spawn_converter(
+        settings,
         endpoint.clone(),
         (args.s3_access_key.clone(), secret_key),
         events,
@@ -311,11 +319,14 @@ fn check_addressing<B>(request: &http::Request<B>) -> Option<HttpResponse> {
         let Some((_, key)) = path.split_once('/') else {
             continue; // a bucket, or the service
         };
-        if key.split('/').enumerate().any(|(index, segment)| {
-            segment == "."
-                || segment == ".."
-                || (segment.is_empty() && index + 1 < key.split('/').count())
-        }) {
+        let segments: Vec<&str> = key.split('/').collect();
+        let (last, inner) = segments.split_last().unwrap_or((&"", &[]));
+        if inner
+            .iter()
+            .any(|s| s.is_empty() || *s == "." || *s == "..")
+            || *last == "."
+            || *last == ".."
+        {
             return Some(s3_error(
                 http::StatusCode::BAD_REQUEST,
                 "InvalidArgument",
@@ -389,6 +400,7 @@ fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> 
 /// Starts the converter on a thread of its own, with its own single-threaded runtime (a
 /// conversion uses one core and would otherwise hold up the S3 endpoint it reads from).
 fn spawn_converter(
+    settings: IngestSettings,
     endpoint: String,
     (access_key, secret_key): (String, String),
     events: Arc<LocalQueue>,
@@ -425,7 +437,7 @@ fn spawn_converter(
                     Arc::new(S3Source::new(s3.clone())),
                     Arc::new(S3Sink::new(s3, silver)),
                     loads,
-                    IngestSettings::default(),
+                    settings,
                 );
                 convert_forever(&ingest, &events).await;
             });

@@ -1,8 +1,9 @@
 -- The gold model: FORECAST_DRAFT, the draft forecast the planners correct, built from the
--- loaded sales. One definition, the view FORECAST_MODEL, written in the SQL that Snowflake
--- and DuckDB share (no DAYOFWEEK, DATEADD or GENERATOR, whose meaning or spelling differ):
--- the local stack runs this very statement on DuckDB, and the tests run it on DuckDB and on
--- fakesnow and compare both with an independent polars computation.
+-- loaded sales. One definition, the views SALES_DAILY and FORECAST_MODEL, written in the
+-- SQL that Snowflake and DuckDB share (no DAYOFWEEK, DATEADD or GENERATOR, whose meaning
+-- or spelling differ): the local stack runs these very statements on DuckDB, and the tests
+-- run them on DuckDB and on fakesnow and compare both with an independent polars
+-- computation.
 --
 -- Model `dow_mean_8w`, a transparent seasonal baseline: per tenant and SKU, units summed
 -- over locations per day; over the tenant's last 56 days of sales (8 weeks, ending on its
@@ -12,13 +13,24 @@
 -- tenant's last sales date. A SKU without a sale in those 8 weeks gets no draft (it is
 -- treated as discontinued; a planner can still enter a manual forecast for it). A day that
 -- a later file restates (same SKU, location and date) counts once, with the latest load.
-CREATE OR REPLACE VIEW SNOWCAST.ANALYTICS.FORECAST_MODEL AS
-WITH sales AS (
+
+-- The sales the model reads, and the API charts beside the forecast (`GET /v1/sales`):
+-- units per tenant, SKU and day, summed over locations, a restated day counted once (the
+-- row of the latest load).
+CREATE OR REPLACE VIEW SNOWCAST.ANALYTICS.SALES_DAILY AS
+SELECT TENANT_ID, SKU_ID, DATE, SUM(COALESCE(UNITS, 0)) AS UNITS
+FROM (
   SELECT TENANT_ID, SKU_ID, LOCATION_ID, DATE, UNITS
   FROM SNOWCAST.RAW.SALES
   QUALIFY ROW_NUMBER() OVER (
     PARTITION BY TENANT_ID, SKU_ID, LOCATION_ID, DATE
     ORDER BY _INGESTED_AT DESC, _SOURCE_KEY DESC, _SOURCE_ROW DESC) = 1
+) latest
+GROUP BY TENANT_ID, SKU_ID, DATE;
+
+CREATE OR REPLACE VIEW SNOWCAST.ANALYTICS.FORECAST_MODEL AS
+WITH sales AS (
+  SELECT TENANT_ID, SKU_ID, DATE, UNITS FROM SNOWCAST.ANALYTICS.SALES_DAILY
 ),
 last_days AS (
   SELECT TENANT_ID, MAX(DATE) AS LAST_DATE FROM sales GROUP BY TENANT_ID
@@ -27,7 +39,7 @@ last_days AS (
 -- the same for a day of the window and the horizon days 7, 14, ... after it.
 weekdays AS (
   SELECT s.TENANT_ID, s.SKU_ID, (s.DATE - l.LAST_DATE + 56) % 7 AS SLOT,
-         SUM(COALESCE(s.UNITS, 0)) AS UNITS
+         SUM(s.UNITS) AS UNITS
   FROM sales s
   JOIN last_days l ON l.TENANT_ID = s.TENANT_ID
   WHERE s.DATE > l.LAST_DATE - 56

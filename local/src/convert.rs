@@ -12,13 +12,15 @@ use snowcast::{
         },
         local::{FileInput, LocalDirSink},
     },
-    convert::{ConvertSettings, Converter},
+    convert::{ConvertSettings, Converter, Progress},
     domain::{
         contract::Contract,
         keys::{BronzeKey, Scope, SourceId},
     },
     ports::storage::{Input, ObjectSink, open_pinned},
 };
+
+use crate::progress::{self, ConvertDisplay};
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -62,13 +64,16 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
         None
     };
     let scope = Scope::new(&args.tenant, &args.dataset)?;
-    let (source, input, last_modified) = match (&input_uri, &s3) {
+    let (source, input, last_modified, size) = match (&input_uri, &s3) {
         (Some(uri), Some(client)) => {
             check_layout(uri, &scope)?;
             open_s3(client, uri).await?
         }
         _ => open_local(&args.input)?,
     };
+    // On a terminal, a progress line on stderr (stdout stays the manifest alone).
+    let progress = progress::wanted().then(|| Arc::new(Progress::default()));
+    settings.progress = progress.clone();
     let mut converter = Converter::new(scope, source)?
         .with_strict(args.strict)
         .with_settings(settings);
@@ -84,7 +89,12 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
         (Some(uri), Some(client)) => Box::new(S3Sink::new(client, uri)),
         _ => Box::new(LocalDirSink::new(absolute_dir(&args.out)?)),
     };
-    let manifest = converter.run(input.as_ref(), sink.as_ref()).await?;
+    let display = progress.map(|progress| ConvertDisplay::start(progress, size));
+    let converted = converter.run(input.as_ref(), sink.as_ref()).await;
+    if let Some(display) = display {
+        display.finish(converted.as_ref().ok());
+    }
+    let manifest = converted?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(if manifest.is_accepted() {
         ExitCode::SUCCESS
@@ -93,10 +103,12 @@ pub async fn run(args: ConvertArgs) -> Result<ExitCode> {
     })
 }
 
+/// The input's identity, bytes, modification time (S3) and size.
 type Opening = (
     SourceId,
     Box<dyn Input>,
     Option<chrono::DateTime<chrono::Utc>>,
+    u64,
 );
 
 /// An S3 input is a bronze object: its key names its tenant and dataset, and `--tenant` and
@@ -128,6 +140,7 @@ async fn open_s3(client: &aws_sdk_s3::Client, uri: &S3Uri) -> Result<Opening> {
             SourceId::s3(&uri.bucket, &uri.key, &meta.etag),
             Box::new(input),
             meta.last_modified,
+            meta.size,
         )),
         None => Err(Error::ObjectStore {
             operation: "get",
@@ -155,5 +168,5 @@ fn open_local(path: &str) -> Result<Opening> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let source = SourceId::local(&absolute.display().to_string(), metadata.len(), modified);
-    Ok((source, Box::new(FileInput(absolute)), None))
+    Ok((source, Box::new(FileInput(absolute)), None, metadata.len()))
 }

@@ -4,10 +4,22 @@
 //! exit codes: 0 success, 1 operational error, 2 the input was rejected.
 
 mod convert;
+#[cfg(feature = "warehouse")]
+mod demo;
 mod loads;
+mod progress;
 mod quota;
+#[cfg(feature = "warehouse")]
+mod serve;
 mod snowflake;
+// Checking tokens is the API's, which needs the warehouse.
+#[cfg_attr(not(feature = "warehouse"), allow(dead_code))]
+mod token;
 mod up;
+#[cfg(feature = "warehouse")]
+mod warehouse;
+#[cfg(feature = "warehouse")]
+mod web;
 
 use std::process::ExitCode;
 
@@ -37,9 +49,11 @@ enum Command {
     Loads(loads::LoadsArgs),
     /// Print the Hybrid Table quota report (storage, request rates, throttling, projections).
     Quota(quota::QuotaArgs),
-    /// Run the pipeline on this machine: an S3 endpoint whose bronze uploads are converted
-    /// into silver by the csv-to-parquet service.
+    /// Run the pipeline on this machine: S3 endpoint, conversion, loads into the local
+    /// warehouse, the forecast model and the forecast API.
     Up(up::UpArgs),
+    /// Print a bearer token the API of `snowcast up` accepts.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +80,7 @@ fn main() -> ExitCode {
             Command::Loads(args) => loads::run(args).await,
             Command::Quota(args) => quota::run(args).await,
             Command::Up(args) => up::run(args).await,
+            Command::Token(args) => token::run(args),
         }
     });
     match outcome {

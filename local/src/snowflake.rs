@@ -99,7 +99,7 @@ pub enum SnowflakeCommand {
 }
 
 /// The DDL of `infra/snowflake`, in order, built into the binary.
-pub const MIGRATIONS: [(&str, &str); 10] = [
+pub const MIGRATIONS: [(&str, &str); 11] = [
     (
         "01_database.sql",
         include_str!("../../infra/snowflake/01_database.sql"),
@@ -139,6 +139,10 @@ pub const MIGRATIONS: [(&str, &str); 10] = [
     (
         "10_forecast_model.sql",
         include_str!("../../infra/snowflake/10_forecast_model.sql"),
+    ),
+    (
+        "11_api_sales.sql",
+        include_str!("../../infra/snowflake/11_api_sales.sql"),
     ),
 ];
 

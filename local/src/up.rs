@@ -1,14 +1,20 @@
 //! `snowcast up`: the pipeline on this machine, without Docker or a cloud account.
 //!
-//! What runs today: an S3-compatible endpoint (s3s-fs over the data directory, buckets
-//! `bronze` and `silver`) that turns every object created in bronze into the ObjectCreated
-//! notification S3 would send, on a durable queue with SQS's semantics; and the
-//! csv-to-parquet service, the Lambda's own code on its own thread (one core, as on
-//! Lambda), converting each notified object into silver through the AWS SDK against that
-//! endpoint and announcing each batch on the durable load queue. A process killed at any
-//! point loses nothing: a notification is on disk before the upload is answered, and a
-//! conversion not finished is redone from its notification on the next start (the
-//! converter's output paths and its load announcement are idempotent).
+//! - An S3-compatible endpoint (s3s-fs over the data directory, buckets `bronze` and
+//!   `silver`) turns every object created in bronze into the ObjectCreated notification S3
+//!   would send, on a durable queue with SQS's semantics.
+//! - The csv-to-parquet service, the Lambda's own code on its own thread (one core, as on
+//!   Lambda), converts each notified object into silver through the AWS SDK against that
+//!   endpoint and announces each batch on the durable load queue.
+//! - With the `warehouse` feature: the snowpipe-notifier service hands each announced
+//!   batch to the DuckDB loader (`warehouse::loader`), which loads it into the RAW tables
+//!   and marks the tenants whose draft the model then rebuilds; and the forecast API (the
+//!   router both API functions serve) answers on its own address over the same warehouse.
+//!
+//! A process killed at any point loses nothing and loads nothing twice: a notification is
+//! on disk before the upload is answered; a conversion not finished is redone from its
+//! notification on the next start (its output paths and announcement are idempotent); a
+//! file's load commits with its load-history entry, and a path in the history is skipped.
 
 use std::{
     net::SocketAddr,
@@ -72,6 +78,13 @@ pub struct UpArgs {
     /// `snowcast`).
     #[arg(long, default_value = "snowcast")]
     s3_access_key: String,
+    /// Address of the forecast API (tokens: `snowcast token`).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    api_addr: SocketAddr,
+    /// Upload a year of two tenants' sales (acme, globex), follow them to the forecast,
+    /// then print the web page's address, a token and curl examples.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// The data directory's layout.
@@ -79,6 +92,8 @@ struct Layout {
     objects: PathBuf,
     events: PathBuf,
     loads: PathBuf,
+    #[cfg_attr(not(feature = "warehouse"), allow(dead_code))]
+    warehouse: PathBuf,
 }
 
 impl Layout {
@@ -87,6 +102,7 @@ impl Layout {
             objects: root.join("s3"),
             events: root.join("queues").join("bronze-events"),
             loads: root.join("queues").join("loads"),
+            warehouse: root.join("warehouse"),
         };
         for bucket in [BRONZE, SILVER] {
             let path = layout.objects.join(bucket);
@@ -131,26 +147,285 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let converter = spawn_converter(
         settings,
         endpoint.clone(),
-        (args.s3_access_key.clone(), secret_key),
-        events,
-        loads,
+        (args.s3_access_key.clone(), secret_key.clone()),
+        events.clone(),
+        loads.clone(),
     )?;
+    let demo = if args.demo {
+        Some(warehouse::Demo {
+            s3: local_s3_client(&endpoint, args.s3_access_key.clone(), secret_key).await,
+            events,
+        })
+    } else {
+        None
+    };
+    let downstream = warehouse::start(&layout, &root, loads, args.api_addr, demo).await?;
     eprintln!(
         "snowcast up: data in {}\n  S3 endpoint {endpoint} (access key {}, buckets {BRONZE} and {SILVER})\n  \
-         upload to s3://{BRONZE}/<tenant>/<dataset>/<name>.csv[.gz|.zst]; silver appears in s3://{SILVER}",
+         upload to s3://{BRONZE}/<tenant>/<dataset>/<name>.csv[.gz|.zst]; silver appears in s3://{SILVER}\n{}",
         root.display(),
-        args.s3_access_key
+        args.s3_access_key,
+        downstream.describe(&root),
     );
     tokio::select! {
         served = s3.serve(listener) => served?,
+        served = downstream.run() => served?,
         _ = tokio::signal::ctrl_c() => {}
     }
     drop(converter);
     Ok(ExitCode::SUCCESS)
 }
 
+/// What runs after conversion: with the `warehouse` feature, loads, the model and the API.
+#[cfg(feature = "warehouse")]
+mod warehouse {
+    use std::{net::SocketAddr, path::Path, sync::Arc};
+
+    use futures::future::LocalBoxFuture;
+    use snowcast::{
+        adapters::local::{LocalDirSink, queue::LocalQueue},
+        error::{Error, Result},
+        services::{
+            api::{cache::TieredGenerations, config::ServingConfig},
+            quota_monitor::{
+                QuotaMonitor, Settings,
+                config::{Config, RequestWindow},
+            },
+            snowpipe_notifier::Notifier,
+        },
+    };
+    use tokio::net::TcpListener;
+
+    use super::{Layout, SILVER, drain};
+    use crate::{
+        demo, serve,
+        token::LocalIssuer,
+        warehouse::{
+            Shared, Warehouse,
+            loader::{DuckDbLoader, refresh_drafts},
+            store::DuckDbForecastStore,
+            usage::{DATABASE, FileAlerts, LocalUsage, RequestLog},
+        },
+    };
+
+    /// The loader's batch, as the notifier's SQS trigger hands them over.
+    const LOAD_BATCH: usize = 10;
+    /// How often the quota monitor runs (its schedule in the template is 15 minutes; a
+    /// local session is short).
+    const QUOTA_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// What `--demo` needs besides the warehouse.
+    pub struct Demo {
+        /// A client of the S3 endpoint.
+        pub s3: aws_sdk_s3::Client,
+        /// The notifications queue (to follow conversions).
+        pub events: Arc<LocalQueue>,
+    }
+
+    /// The running loader and API.
+    pub struct Downstream {
+        api: String,
+        work: LocalBoxFuture<'static, Result<()>>,
+    }
+
+    impl Downstream {
+        /// Runs until an error.
+        pub async fn run(self) -> Result<()> {
+            self.work.await
+        }
+
+        /// What a user needs to know to call the API.
+        pub fn describe(&self, root: &Path) -> String {
+            format!(
+                "  warehouse {}\n  forecast API {}/v1/forecast (token: snowcast token --tenant <tenant> --data-dir {})",
+                root.join("warehouse").join("snowcast.duckdb").display(),
+                self.api,
+                root.display()
+            )
+        }
+    }
+
+    /// Opens the warehouse, binds the API, and returns the loader and API to run.
+    pub async fn start(
+        layout: &Layout,
+        root: &Path,
+        loads: Arc<LocalQueue>,
+        api_addr: SocketAddr,
+        demo: Option<Demo>,
+    ) -> Result<Downstream> {
+        let warehouse = Warehouse::open(&layout.warehouse)?;
+        let loader = DuckDbLoader::new(warehouse.loads(), layout.objects.join(SILVER)).await?;
+        let notifier = Notifier::new(Arc::new(loader));
+        let issuer = Arc::new(LocalIssuer::open(root)?);
+        let store = Arc::new(DuckDbForecastStore::new(warehouse.api()));
+        let requests = Arc::new(RequestLog::default());
+        let (router, generations) = serve::router(
+            store,
+            issuer.clone(),
+            requests.clone(),
+            ServingConfig::from_env()?,
+        );
+        let quota = monitor_quotas(&warehouse, requests, root)?;
+        let listener = TcpListener::bind(api_addr)
+            .await
+            .map_err(|e| Error::io(format!("listening on {api_addr}"), e))?;
+        let api = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| Error::io("reading the API address", e))?
+        );
+        let demo: LocalBoxFuture<'static, Result<()>> = match demo {
+            Some(Demo { s3, events }) => {
+                let pipeline = demo::Pipeline {
+                    s3,
+                    events,
+                    loads: loads.clone(),
+                    warehouse: warehouse.api(),
+                    api: api.clone(),
+                };
+                Box::pin(async move {
+                    if let Err(error) = demo::run(pipeline, &issuer).await {
+                        eprintln!("snowcast up --demo: {}", snowcast::error::chain(&error));
+                    }
+                    // The stack keeps serving.
+                    std::future::pending().await
+                })
+            }
+            None => Box::pin(std::future::pending()),
+        };
+        let connection = warehouse.loads();
+        // Marks left by a process that stopped between a load and its refresh.
+        refresh(&connection, &generations).await;
+        let load = async move {
+            drain(&loads, LOAD_BATCH, |event| {
+                let (notifier, connection, generations) = (&notifier, &connection, &generations);
+                async move {
+                    let answer = notifier.handle(event).await;
+                    refresh(connection, generations).await;
+                    answer
+                }
+            })
+            .await;
+            Ok(())
+        };
+        let work = Box::pin(async move {
+            tokio::select! {
+                served = serve::serve(listener, router) => served,
+                loaded = load => loaded,
+                monitored = quota => monitored,
+                demonstrated = demo => demonstrated,
+            }
+        });
+        Ok(Downstream { api, work })
+    }
+
+    /// The quota monitor on a timer: the hybrid tables' storage and the API's request
+    /// rates against the quotas of `SNOWCAST_QUOTA_*`, its history in `DIR/quota`, alerts
+    /// in `DIR/alerts.jsonl` and on stderr.
+    fn monitor_quotas(
+        warehouse: &Warehouse,
+        requests: Arc<RequestLog>,
+        root: &Path,
+    ) -> Result<impl std::future::Future<Output = Result<()>> + use<>> {
+        let config = Config::from_env()?;
+        let monitor = QuotaMonitor::new(
+            Arc::new(LocalUsage::new(warehouse.api(), requests)),
+            Arc::new(LocalDirSink::new(root.join("quota"))),
+            Some(Arc::new(FileAlerts::new(root.join("alerts.jsonl")))),
+            Settings {
+                databases: vec![DATABASE.to_string()],
+                quotas: config.quotas,
+                // The API counts its own requests: nothing lags.
+                window: RequestWindow {
+                    window: config.window.window,
+                    lag: chrono::Duration::zero(),
+                },
+            },
+        );
+        Ok(async move {
+            let mut timer = tokio::time::interval(QUOTA_PERIOD);
+            loop {
+                timer.tick().await;
+                let databases = [DATABASE.to_string()];
+                let (_, failures) = monitor.run(&databases, chrono::Utc::now(), true).await;
+                for (database, error) in failures {
+                    tracing::error!(database, %error, "the quota check failed");
+                }
+            }
+        })
+    }
+
+    /// Rebuilds the draft of tenants with new sales; their cached pages are then stale.
+    async fn refresh(connection: &Shared, generations: &Arc<TieredGenerations>) {
+        match refresh_drafts(connection).await {
+            Ok(tenants) => {
+                for tenant in tenants {
+                    tracing::info!(tenant = tenant.as_str(), "draft rebuilt");
+                    generations.bump(&tenant).await;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "the model refresh failed; it runs again after the next load")
+            }
+        }
+    }
+}
+
+/// Without the `warehouse` feature: announced batches wait on the load queue.
+#[cfg(not(feature = "warehouse"))]
+mod warehouse {
+    use std::{net::SocketAddr, path::Path, sync::Arc};
+
+    use snowcast::{
+        adapters::local::queue::LocalQueue,
+        error::{Error, Result},
+    };
+
+    use super::Layout;
+
+    pub struct Downstream;
+
+    impl Downstream {
+        pub async fn run(self) -> Result<()> {
+            std::future::pending().await
+        }
+
+        pub fn describe(&self, root: &Path) -> String {
+            format!(
+                "  built without the warehouse feature: converted batches wait in {} (build \
+                 with `--features warehouse` to load them and serve the API)",
+                root.join("queues").join("loads").display()
+            )
+        }
+    }
+
+    /// `--demo` needs the warehouse: this build refuses it.
+    #[allow(dead_code)]
+    pub struct Demo {
+        pub s3: aws_sdk_s3::Client,
+        pub events: Arc<LocalQueue>,
+    }
+
+    pub async fn start(
+        _layout: &Layout,
+        _root: &Path,
+        _loads: Arc<LocalQueue>,
+        _api_addr: SocketAddr,
+        demo: Option<Demo>,
+    ) -> Result<Downstream> {
+        match demo {
+            Some(_) => Err(Error::invalid(
+                "--demo",
+                "this build has no warehouse; build with `--features warehouse`",
+            )),
+            None => Ok(Downstream),
+        }
+    }
+}
+
 /// `$XDG_DATA_HOME/snowcast`, else `~/.local/share/snowcast`.
-fn default_data_dir() -> Result<PathBuf> {
+pub fn default_data_dir() -> Result<PathBuf> {
     if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(data).join("snowcast"));
     }
@@ -397,6 +672,24 @@ fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> 
     (!key.is_empty() && !key.ends_with('/')).then_some((key, event))
 }
 
+/// An S3 client of the local endpoint, signing with the stack's keys.
+async fn local_s3_client(
+    endpoint: &str,
+    access_key: String,
+    secret_key: String,
+) -> aws_sdk_s3::Client {
+    let credentials =
+        aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "snowcast-up");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .http_client(aws::aws_endpoints_client())
+        .load()
+        .await;
+    aws::s3_client(&sdk)
+}
+
 /// Starts the converter on a thread of its own, with its own single-threaded runtime (a
 /// conversion uses one core and would otherwise hold up the S3 endpoint it reads from).
 fn spawn_converter(
@@ -414,21 +707,7 @@ fn spawn_converter(
         .name("converter".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let credentials = aws_sdk_s3::config::Credentials::new(
-                    access_key,
-                    secret_key,
-                    None,
-                    None,
-                    "snowcast-up",
-                );
-                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .endpoint_url(&endpoint)
-                    .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                    .credentials_provider(credentials)
-                    .http_client(aws::aws_endpoints_client())
-                    .load()
-                    .await;
-                let s3 = aws::s3_client(&sdk);
+                let s3 = local_s3_client(&endpoint, access_key, secret_key).await;
                 let silver = match S3Uri::root(SILVER) {
                     Ok(silver) => silver,
                     Err(error) => return tracing::error!(%error, "silver bucket"),
@@ -445,14 +724,28 @@ fn spawn_converter(
         .map_err(|e| Error::io("starting the converter thread", e))
 }
 
-/// Takes notifications one at a time, as the Lambda's SQS trigger would hand them over;
-/// deletes each one the service did not report failed.
+/// Takes notifications one at a time, as the Lambda's SQS trigger would hand them over.
 async fn convert_forever(ingest: &Ingest, events: &LocalQueue) {
+    drain(events, 1, |event| {
+        ingest.handle(event, Instant::now() + CONVERSION_TIME)
+    })
+    .await;
+}
+
+/// Hands a queue's messages to a function's SQS handler, up to `batch` at a time, as an
+/// event source mapping does, and deletes each one the handler did not report failed
+/// (`batchItemFailures`); a handler error or panic fails the whole batch, whose messages
+/// come back after the visibility timeout (then go to the dead letters).
+async fn drain<F, Fut>(queue: &LocalQueue, batch: usize, mut handle: F)
+where
+    F: FnMut(serde_json::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value>>,
+{
     loop {
-        let received = match events.receive(1) {
+        let received = match queue.receive(batch) {
             Ok(received) => received,
             Err(error) => {
-                tracing::error!(%error, "reading the events queue");
+                tracing::error!(%error, "reading a queue");
                 Vec::new()
             }
         };
@@ -460,29 +753,38 @@ async fn convert_forever(ingest: &Ingest, events: &LocalQueue) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        for message in received {
-            let event = json!({"Records": [{
-                "messageId": message.receipt,
-                "body": message.body,
-                "eventSource": "aws:sqs",
-                "attributes": {"ApproximateReceiveCount": message.receive_count.to_string()},
-            }]});
-            // A panic fails this message (retried, then dead-lettered), not the converter.
-            let answer = AssertUnwindSafe(ingest.handle(event, Instant::now() + CONVERSION_TIME))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(Error::invalid("conversion", "the converter panicked")));
-            let failed = match &answer {
-                Ok(answer) => answer["batchItemFailures"]
-                    .as_array()
-                    .is_some_and(|failures| !failures.is_empty()),
-                Err(_) => true,
-            };
-            if let Err(error) = &answer {
-                tracing::error!(%error, "conversion failed; the notification will be retried");
+        let records: Vec<serde_json::Value> = received
+            .iter()
+            .map(|message| {
+                json!({
+                    "messageId": message.receipt,
+                    "body": message.body,
+                    "eventSource": "aws:sqs",
+                    "attributes": {"ApproximateReceiveCount": message.receive_count.to_string()},
+                })
+            })
+            .collect();
+        let answer = AssertUnwindSafe(handle(json!({ "Records": records })))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Error::invalid("queue handler", "the handler panicked")));
+        let failed: Vec<&str> = match &answer {
+            Ok(answer) => answer["batchItemFailures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|failure| failure["itemIdentifier"].as_str())
+                .collect(),
+            Err(error) => {
+                tracing::error!(%error, "a batch failed; its messages will be retried");
+                received.iter().map(|m| m.receipt.as_str()).collect()
             }
-            if !failed && let Err(error) = events.delete(&message.receipt) {
-                tracing::error!(%error, "deleting a handled notification");
+        };
+        for message in &received {
+            if !failed.contains(&message.receipt.as_str())
+                && let Err(error) = queue.delete(&message.receipt)
+            {
+                tracing::error!(%error, "deleting a handled message");
             }
         }
     }

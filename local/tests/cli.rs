@@ -128,3 +128,62 @@ fn a_contract_file_replaces_the_builtin_contract() {
             .starts_with("sales/tenant_id=acme/s-")
     );
 }
+
+/// On a terminal, `convert` redraws a progress line on stderr and ends with a one-line
+/// summary; stdout stays the manifest alone. Off a terminal, stderr stays empty.
+#[test]
+fn on_a_terminal_convert_shows_progress_and_a_summary_and_off_one_nothing() {
+    use std::{io::Read, os::fd::FromRawFd, process::Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    common::write_daily_sales(&csv, 300_000);
+    let out = dir.path().join("silver");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors into the integers it is given.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (mut terminal, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let child = common::convert_command("acme", csv.to_str().unwrap(), out.to_str().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let shown = std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        // Reading ends with EIO once the child (the only holder of the slave) exits.
+        let _ = terminal.read_to_end(&mut shown);
+        String::from_utf8_lossy(&shown).into_owned()
+    });
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest["rows_written"], 300_000);
+    let shown = shown.join().unwrap();
+    assert!(shown.contains("convert ["), "{shown}");
+    assert!(shown.contains(" rows · "), "{shown}");
+    let summary = shown.lines().last().unwrap_or_default();
+    assert!(
+        summary.contains(
+            "snowcast: converted 300,000 rows read, 300,000 written, 0 rejected; 730 partitions"
+        ),
+        "{shown:?}"
+    );
+
+    let (code, _, stderr) = convert(&csv, &dir.path().join("again"), &[]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}

@@ -9,62 +9,7 @@ mod common;
 #[path = "../../tests/support/python.rs"]
 mod python;
 
-use std::{fmt::Write as _, path::Path, process::Command};
-
-const HEADER: &str = "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes\n";
-
-/// A small deterministic generator (no dependency for one test's shuffles).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
-
-/// `days` of sales from 2024-01-01 for 15 SKUs at 3 locations, about a fifth of the cells
-/// missing (no sale), some units empty or negative (returns), rows shuffled; `bad` rows
-/// that the contract rejects (a date that is not one, units that are not a number).
-fn sales_csv(path: &Path, seed: u64, days: u64, bad: usize) {
-    let mut random = Lcg(seed);
-    let first = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let mut rows = Vec::new();
-    for sku in 0..15 {
-        for location in 0..3 {
-            for day in 0..days {
-                if random.below(5) == 0 {
-                    continue;
-                }
-                let units = match random.below(10) {
-                    0 => String::new(),
-                    1 => format!("-{}", random.below(4)),
-                    _ => random.below(40).to_string(),
-                };
-                let date = first + chrono::Days::new(day);
-                rows.push(format!(
-                    "SKU-{sku:02},LOC-{location},{date},{units},9.99,1.2500,false,toys,web,\n"
-                ));
-            }
-        }
-    }
-    for index in 0..bad {
-        rows.push(format!(
-            "SKU-BAD-{index},LOC-0,2024-13-0{index},x,1.00,1.0000,false,toys,web,\n"
-        ));
-    }
-    for index in (1..rows.len()).rev() {
-        rows.swap(index, random.below(index as u64 + 1) as usize);
-    }
-    let mut text = String::from(HEADER);
-    for row in rows {
-        let _ = write!(text, "{row}");
-    }
-    std::fs::write(path, text).unwrap();
-}
+use std::{path::Path, process::Command};
 
 fn convert(tenant: &str, csv: &Path, silver: &Path) -> serde_json::Value {
     let output = common::convert_command(tenant, csv.to_str().unwrap(), silver.to_str().unwrap())
@@ -92,7 +37,7 @@ fn the_model_on_duckdb_and_fakesnow_equals_an_independent_polars_computation() {
     let mut rejected = 0;
     for (tenant, name, seed, days, bad) in inputs {
         let csv = dir.path().join(format!("{tenant}-{name}"));
-        sales_csv(&csv, seed, days, bad);
+        common::write_shuffled_sales(&csv, seed, days, bad);
         let manifest = convert(tenant, &csv, &silver);
         assert_eq!(manifest["status"], "accepted");
         rejected += manifest["rows_rejected"].as_u64().unwrap();
@@ -102,19 +47,7 @@ fn the_model_on_duckdb_and_fakesnow_equals_an_independent_polars_computation() {
     assert_eq!(rejected, 3, "the bad rows are quarantined, not modelled");
 
     let infra = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/snowflake");
-    let output = Command::new(python::python())
-        .arg(python::script("gold_model.py"))
-        .arg(&silver)
-        .arg(infra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = python::run_json("gold_model.py", &[silver.to_str().unwrap(), infra]);
     assert_eq!(summary["tenants"], 2);
     assert_eq!(summary["skus"], 30, "every SKU sold in the last 8 weeks");
     assert_eq!(summary["rows"], 30 * 90, "90 days ahead per SKU");
@@ -126,7 +59,7 @@ fn the_check_fails_when_the_model_drifts_from_its_description() {
     let dir = tempfile::tempdir().unwrap();
     let silver = dir.path().join("silver");
     let csv = dir.path().join("sales.csv");
-    sales_csv(&csv, 7, 70, 0);
+    common::write_shuffled_sales(&csv, 7, 70, 0);
     convert("acme", &csv, &silver);
     // A model whose window is one day longer than documented.
     let infra = dir.path().join("infra");

@@ -20,33 +20,51 @@ use serde_json::Value;
 struct Stack {
     child: Child,
     endpoint: String,
+    /// The forecast API (with the warehouse feature).
+    #[cfg_attr(not(feature = "warehouse"), allow(dead_code))]
+    api: Option<String>,
 }
 
 impl Stack {
     fn start(data: &Path) -> Stack {
         let mut child = Command::new(env!("CARGO_BIN_EXE_snowcast"))
             .args(["up", "--data-dir", data.to_str().unwrap()])
-            .args(["--s3-addr", "127.0.0.1:0"])
+            .args(["--s3-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let endpoint = loop {
+        let mut endpoint = None;
+        let api = loop {
             let line = lines
                 .next()
-                .expect("snowcast up ended before printing its endpoint")
+                .expect("snowcast up ended before printing its endpoints")
                 .unwrap();
-            if let Some(rest) = line.split("S3 endpoint ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+            let after = |marker: &str| {
+                line.split(marker)
+                    .nth(1)
+                    .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+            };
+            if let Some(found) = after("S3 endpoint ") {
+                endpoint = Some(found);
+            } else if let Some(found) = after("forecast API ") {
+                break Some(found.trim_end_matches("/v1/forecast").to_string());
+            } else if line.contains("without the warehouse feature") {
+                break None;
             }
         };
+        let endpoint = endpoint.expect("the S3 endpoint comes first");
         // Keep reading, so the stack never blocks on a full pipe; shown on failure.
         std::thread::spawn(move || {
             lines
                 .map_while(Result::ok)
                 .for_each(|l| eprintln!("up: {l}"))
         });
-        Stack { child, endpoint }
+        Stack {
+            child,
+            endpoint,
+            api,
+        }
     }
 
     fn s3(&self, args: &[&str]) -> String {
@@ -183,10 +201,12 @@ fn uploads_to_bronze_end_in_silver_with_every_row_counted() {
     let globex = by_tenant("globex");
     assert_accounted(&stack, globex);
     assert_eq!(globex["rows_written"].as_u64(), Some(150_000));
-    assert!(
-        queued_loads(&data) >= 2,
-        "each batch announced on the load queue"
-    );
+    if stack.api.is_none() {
+        assert!(
+            queued_loads(&data) >= 2,
+            "each batch announced on the load queue"
+        );
+    }
 }
 
 #[test]
@@ -297,4 +317,270 @@ fn keys_that_leave_the_bucket_or_alias_another_are_refused_and_reads_honour_if_m
             .trim(),
         "ok"
     );
+}
+
+/// The whole pipeline, as a planner sees it: a sales file uploaded with boto3 becomes a
+/// draft forecast on the API, an edit is visible on the next read (and to its tenant only),
+/// bad rows land in the rejects with reasons, and a stack killed while loading a
+/// many-partition file loads every file once after a restart.
+#[cfg(feature = "warehouse")]
+#[test]
+fn a_sales_file_becomes_a_forecast_that_a_planner_edits_and_a_killed_load_loads_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut stack = Stack::start(&data);
+
+    // acme: 15 SKUs at 3 locations over 120 days, shuffled, with two bad rows.
+    let sales = dir.path().join("acme.csv");
+    let last = common::write_shuffled_sales(&sales, 7, 120, 2);
+    stack.s3(&[
+        "put",
+        "bronze",
+        "acme/sales/2025/history.csv",
+        sales.to_str().unwrap(),
+    ]);
+    let acme = token(&data, "acme");
+    let globex = token(&data, "globex");
+
+    // The draft: 90 days from the day after the last sale, once the model ran.
+    let (from, to) = (last + chrono::Days::new(1), last + chrono::Days::new(90));
+    let api = stack.api.clone().expect("built with the warehouse feature");
+    let page = format!("{api}/v1/forecast?sku_id=SKU-03&from={from}&to={to}");
+    let draft = poll(Duration::from_secs(180), || {
+        let (status, body) = call("GET", &page, &acme, None);
+        assert_eq!(status, 200, "{body}");
+        (body["items"].as_array().unwrap().len() == 90).then_some(body)
+    });
+    let first = &draft["items"][0];
+    assert_eq!(first["date"], from.to_string());
+    assert!(first["draft_quantity"].as_f64().unwrap() >= 0.0, "{first}");
+    assert_eq!(first["version"], 0);
+
+    // An edit is visible on the very next read, and only to its tenant.
+    let cell = format!("{api}/v1/edits/SKU-03/{from}");
+    let (status, edit) = call(
+        "PUT",
+        &cell,
+        &acme,
+        Some(r#"{"quantity": 42.5, "note": "promo"}"#),
+    );
+    assert_eq!(status, 200, "{edit}");
+    let (_, after) = call("GET", &page, &acme, None);
+    assert_eq!(
+        (
+            after["items"][0]["quantity"].as_f64(),
+            after["items"][0]["version"].as_i64()
+        ),
+        (Some(42.5), Some(1)),
+        "{after}"
+    );
+    assert_eq!(after["items"][0]["draft_quantity"], first["draft_quantity"]);
+    let (_, drafts) = call("GET", &format!("{page}&show_manual=false"), &acme, None);
+    assert_eq!(drafts["items"][0]["quantity"], first["draft_quantity"]);
+    let (status, other) = call("GET", &page, &globex, None);
+    assert_eq!((status, other["items"].as_array().unwrap().len()), (200, 0));
+    let (status, _) = call("PUT", &cell, &globex, Some(r#"{"quantity": 1}"#));
+    assert_eq!(status, 200, "globex writes its own cell");
+    let (_, still) = call("GET", &page, &acme, None);
+    assert_eq!(still["items"][0]["quantity"].as_f64(), Some(42.5));
+    let (status, _) = call("GET", &page, "not-a-token", None);
+    assert_eq!(status, 401);
+
+    // The bad rows are in the rejects, with their reasons.
+    let manifest = &stack.manifests(1, Duration::from_secs(10))[0];
+    assert_eq!(manifest["rows_rejected"], 2, "{manifest}");
+    let rejects = manifest["rejects"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://silver/");
+    let rejects = stack.s3(&["get", "silver", rejects]);
+    assert!(
+        rejects.contains("2024-13-00")
+            && rejects.contains("2024-13-01")
+            && rejects.contains("reason"),
+        "{rejects}"
+    );
+
+    // globex: 730 daily partitions, killed as soon as its conversion is announced (the
+    // loader is then inside its 730 one-file transactions), then restarted.
+    let history = dir.path().join("globex.csv");
+    common::write_daily_sales(&history, 100_000);
+    stack.s3(&[
+        "put",
+        "bronze",
+        "globex/sales/history.csv",
+        history.to_str().unwrap(),
+    ]);
+    stack.manifests(2, Duration::from_secs(180));
+    stack.child.kill().unwrap(); // SIGKILL
+    stack.child.wait().unwrap();
+    let loads_left = queued_loads(&data);
+    let stack = Stack::start(&data);
+    let until = Instant::now() + Duration::from_secs(300);
+    while queued_loads(&data) > 0 {
+        assert!(Instant::now() < until, "loads still queued");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let manifests = stack.manifests(2, Duration::from_secs(10));
+    stack.stop();
+
+    let written: u64 = manifests
+        .iter()
+        .map(|m| m["rows_written"].as_u64().unwrap())
+        .sum();
+    let warehouse = python::run_json(
+        "warehouse.py",
+        &[data.join("warehouse/snowcast.duckdb").to_str().unwrap()],
+    );
+    eprintln!("after the kill: {loads_left} load messages queued; warehouse {warehouse}");
+    assert_eq!(
+        warehouse["sales_rows"].as_u64(),
+        Some(written),
+        "{warehouse}"
+    );
+    assert_eq!(
+        warehouse["sales_rows_distinct_source"],
+        warehouse["sales_rows"]
+    );
+    assert_eq!(warehouse["rows_in_history"], warehouse["sales_rows"]);
+    assert_eq!(warehouse["loads_failed"], 0);
+    assert_eq!(warehouse["pending_refresh"], 0);
+    assert_eq!(warehouse["sales_rows_by_tenant"]["globex"], 100_000);
+    assert!(
+        warehouse["draft_rows_by_tenant"]["globex"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(warehouse["draft_rows_by_tenant"]["acme"], 15 * 90);
+}
+
+#[cfg(feature = "warehouse")]
+impl Stack {
+    /// Stops the stack as Ctrl-C does, and waits for it to exit.
+    fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let until = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < until, "snowcast up did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A token for `tenant`, as `snowcast token` prints it.
+#[cfg(feature = "warehouse")]
+fn token(data: &Path, tenant: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_snowcast"))
+        .args([
+            "token",
+            "--tenant",
+            tenant,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// One API call; the status and the JSON body (null when empty).
+#[cfg(feature = "warehouse")]
+fn call(method: &str, url: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+/// Calls `check` until it returns something, failing after `within`.
+#[cfg(feature = "warehouse")]
+fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < until, "not ready after {within:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The web page in headless Chromium: a planner types a value into a day of the forecast
+/// table, and the API returns it as that cell's edit; the page's screenshot is kept.
+#[cfg(feature = "warehouse")]
+#[test]
+fn a_planner_edits_the_forecast_in_the_web_page_and_the_api_returns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stack = Stack::start(&data);
+    let sales = dir.path().join("acme.csv");
+    let last = common::write_shuffled_sales(&sales, 11, 100, 0);
+    stack.s3(&[
+        "put",
+        "bronze",
+        "acme/sales/history.csv",
+        sales.to_str().unwrap(),
+    ]);
+    let token = token(&data, "acme");
+    let (from, to) = (last + chrono::Days::new(1), last + chrono::Days::new(90));
+    let api = stack.api.clone().unwrap();
+    let page = format!("{api}/v1/forecast?sku_id=SKU-05&from={from}&to={to}");
+    poll(Duration::from_secs(180), || {
+        let (_, body) = call("GET", &page, &token, None);
+        (body["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 90))
+        .then_some(())
+    });
+
+    let day = from + chrono::Days::new(2);
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-page-edit.png");
+    let url = format!("{api}/?sku=SKU-05&from={from}&to={to}#token={token}");
+    let summary = python::run_json(
+        "browser.py",
+        &[
+            &url,
+            screenshot.to_str().unwrap(),
+            &day.to_string(),
+            "17.25",
+            "from the page",
+        ],
+    );
+    eprintln!("browser: {summary}; screenshot {}", screenshot.display());
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+
+    let (status, edits) = call(
+        "GET",
+        &format!("{api}/v1/edits?sku_id=SKU-05&from={from}&to={to}"),
+        &token,
+        None,
+    );
+    assert_eq!(status, 200);
+    let items = edits["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{edits}");
+    assert_eq!(items[0]["date"], day.to_string());
+    assert_eq!(items[0]["quantity"].as_f64(), Some(17.25));
+    assert_eq!(items[0]["note"], "from the page");
+    assert_eq!(items[0]["edited_by"], "local-user");
 }

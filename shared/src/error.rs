@@ -117,6 +117,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The local stack's warehouse (DuckDB) failed.
+    #[error("warehouse: {context}: {message}")]
+    Warehouse {
+        /// What was being done.
+        context: String,
+        /// DuckDB's message.
+        message: String,
+    },
+
     /// The Parquet or Arrow encoder failed; this is a bug or resource exhaustion, not bad input.
     #[cfg(feature = "convert")]
     #[error("parquet encoding: {0}")]
@@ -149,6 +158,7 @@ impl Error {
             Error::Unavailable(_) => "Unavailable",
             Error::Credentials(_) => "Credentials",
             Error::Snowflake { .. } => "Snowflake",
+            Error::Warehouse { .. } => "Warehouse",
             #[cfg(feature = "convert")]
             Error::Parquet(_) => "Parquet",
             #[cfg(feature = "convert")]

@@ -40,8 +40,9 @@ fn tenant(name: &str) -> TenantId {
     TenantId::new(name).unwrap()
 }
 
-/// The fixtures' world: acme has drafts for two SKUs over ten days and one edit
-/// (SKU-1 on Jan 2, version 1); globex has its own SKU-1 draft.
+/// The fixtures' world: acme has drafts for two SKUs over ten days, one edit (SKU-1 on
+/// Jan 2, version 1) and two days of SKU-1 sales in December; globex has its own SKU-1
+/// draft.
 fn seeded() -> MemoryForecastStore {
     let store = MemoryForecastStore::new()
         .with_clock(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
@@ -70,6 +71,10 @@ fn seeded() -> MemoryForecastStore {
         note: None,
     };
     ready(store.put_edit(&tenant("acme"), "planner-0", &edit, None)).unwrap();
+    for (d, units) in [(30, 7), (31, 5)] {
+        let date = NaiveDate::from_ymd_opt(2025, 12, d).unwrap();
+        store.put_sales(&tenant("acme"), &SkuId::new("SKU-1").unwrap(), date, units);
+    }
     store
 }
 
@@ -354,6 +359,22 @@ async fn a_tenant_can_neither_read_nor_write_another_by_path_query_body_batch_or
     .json();
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     assert_eq!(page["items"][0]["draft_quantity"], 99);
+    // Sales too: acme's SKU-1 sold in December, globex's did not.
+    let sales = |tenant| {
+        request(
+            "GET",
+            "/v1/sales?sku_id=SKU-1&from=2025-12-01&to=2025-12-31&tenant_id=acme",
+            tenant,
+            None,
+        )
+    };
+    let theirs = send(app.clone(), sales("globex")).await.json();
+    assert_eq!(theirs, json!({"items": []}));
+    let ours = send(app.clone(), sales("acme")).await.json();
+    assert_eq!(
+        ours,
+        json!({"items": [{"date": "2025-12-30", "units": 7}, {"date": "2025-12-31", "units": 5}]})
+    );
 
     // Body: a tenant field is rejected, not obeyed.
     let smuggled = send(

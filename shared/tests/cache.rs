@@ -39,7 +39,7 @@ use snowcast::{
         redis::Redis,
     },
     domain::{
-        forecast::{ForecastQuery, ForecastRow, Quantity, SkuId, TenantId},
+        forecast::{DailySales, ForecastQuery, ForecastRow, Quantity, SalesQuery, SkuId, TenantId},
         identity::Claims,
         rate_limit::{Quota, Quotas},
     },
@@ -139,6 +139,11 @@ impl ForecastRead for CountingRead {
         self.reads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.store.forecast(tenant, query).await
+    }
+
+    async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.store.sales(tenant, query).await
     }
 }
 

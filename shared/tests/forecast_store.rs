@@ -7,12 +7,15 @@
 
 #[path = "../../tests/support/python.rs"]
 mod python;
+#[path = "../../tests/support/forecast_scenario.rs"]
+mod scenario;
 #[path = "../../tests/support/snowflake.rs"]
 mod snowflake_support;
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use scenario::{cell, day, edit, range};
 use serde_json::{Value, json};
 use snowcast::{
     adapters::snowflake::{
@@ -22,37 +25,11 @@ use snowcast::{
         statements,
     },
     domain::forecast::{
-        Cell, DateRange, EditInput, EditsQuery, ForecastQuery, HistoryQuery, Note, Op, Quantity,
-        SkuId, TenantId,
+        EditInput, EditsQuery, ForecastQuery, HistoryQuery, SalesQuery, SkuId, TenantId,
     },
-    ports::forecast::{EditStore, ForecastRead, PrefsStore, PutOutcome, RevertOutcome},
+    ports::forecast::{EditStore, ForecastRead, PrefsStore},
 };
 use snowflake_support::{assert_sqlapi_conforms, fakesnow_traffic, sql_client};
-
-const HOSTILE: &str = "x'); DROP TABLE SNOWCAST.APP.MANUAL_EDITS_HT; --";
-
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 1, d).unwrap()
-}
-
-fn cell(sku: &str, d: u32) -> Cell {
-    Cell {
-        sku_id: SkuId::new(sku).unwrap(),
-        date: day(d),
-    }
-}
-
-fn edit(sku: &str, d: u32, quantity: &str, note: Option<&str>) -> EditInput {
-    EditInput {
-        cell: cell(sku, d),
-        quantity: Quantity::parse(quantity).unwrap(),
-        note: note.map(|n| Note::new(n).unwrap()),
-    }
-}
-
-fn range() -> DateRange {
-    DateRange::new(day(1), day(10)).unwrap()
-}
 
 async fn client(url: &str, dir: &std::path::Path) -> SqlClient {
     sql_client(url, dir, "snowcast:edit-api").await
@@ -75,19 +52,17 @@ async fn migrate(client: &SqlClient) {
     let insert = "INSERT INTO SNOWCAST.ANALYTICS.FORECAST_DRAFT \
                   (TENANT_ID, SKU_ID, DATE, DRAFT_QUANTITY, MODEL, GENERATED_AT) \
                   VALUES (?, ?, ?, ?, 'ets', CURRENT_TIMESTAMP())";
-    for (tenant, sku) in [("acme", "SKU-2"), ("acme", "SKU-1"), ("globex", "SKU-1")] {
-        for d in [3, 1, 2] {
-            let bindings = [
-                Binding::text(tenant),
-                Binding::text(sku),
-                Binding::date(day(d)),
-                Binding {
-                    kind: "FIXED".into(),
-                    value: Some("10.5".into()),
-                },
-            ];
-            client.execute(insert, &bindings).await.unwrap();
-        }
+    for (tenant, sku, d, quantity) in scenario::DRAFTS {
+        let bindings = [
+            Binding::text(tenant),
+            Binding::text(sku),
+            Binding::date(day(d)),
+            Binding {
+                kind: "FIXED".into(),
+                value: Some(quantity.into()),
+            },
+        ];
+        client.execute(insert, &bindings).await.unwrap();
     }
 }
 
@@ -97,197 +72,7 @@ async fn the_forecast_store_runs_on_fakesnow_and_its_traffic_matches_the_spec() 
     let dir = tempfile::tempdir().unwrap();
     migrate(&client(&fake.url, dir.path()).await).await;
     let store = SnowflakeForecastStore::new(client(&fake.url, dir.path()).await);
-    let acme = TenantId::new("acme").unwrap();
-    let globex = TenantId::new("globex").unwrap();
-
-    // One edit: applied, then the same again changes nothing, a stale version is refused.
-    let first = store
-        .put_edit(
-            &acme,
-            "planner-1",
-            &edit("SKU-1", 2, "12.25", Some(HOSTILE)),
-            None,
-        )
-        .await
-        .unwrap();
-    let PutOutcome::Applied(applied) = first else {
-        panic!("{first:?}")
-    };
-    assert_eq!(
-        (applied.version, applied.note.as_ref().map(Note::as_str)),
-        (1, Some(HOSTILE))
-    );
-    let same = store
-        .put_edit(
-            &acme,
-            "planner-1",
-            &edit("SKU-1", 2, "12.25", Some(HOSTILE)),
-            Some(1),
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(same, PutOutcome::Unchanged(ref e) if e.version == 1),
-        "{same:?}"
-    );
-    let stale = store
-        .put_edit(&acme, "planner-2", &edit("SKU-1", 2, "13", None), Some(0))
-        .await
-        .unwrap();
-    assert_eq!(stale, PutOutcome::Stale { current: 1 });
-    let second = store
-        .put_edit(&acme, "planner-2", &edit("SKU-1", 2, "13", None), Some(1))
-        .await
-        .unwrap();
-    assert!(
-        matches!(second, PutOutcome::Applied(ref e) if e.version == 2),
-        "{second:?}"
-    );
-
-    // A batch, a new SKU without a draft included; globex's rows are its own.
-    let batch = [
-        edit("SKU-2", 1, "0.0001", None),
-        edit("NEW/É 'sku'", 3, "99999999999.9999", Some("new")),
-    ];
-    let outcomes = store.put_edits(&acme, "planner-1", &batch).await.unwrap();
-    assert!(
-        outcomes.iter().all(|o| matches!(o, PutOutcome::Applied(_))),
-        "{outcomes:?}"
-    );
-    store
-        .put_edit(&globex, "g-1", &edit("SKU-1", 2, "1", None), None)
-        .await
-        .unwrap();
-
-    // The view: drafts joined with edits, keyset pages in (sku_id, date) order.
-    let mut query = ForecastQuery {
-        sku_id: None,
-        range: range(),
-        show_manual: true,
-        limit: 4,
-        after: None,
-    };
-    let mut rows = Vec::new();
-    loop {
-        let page = store.forecast(&acme, &query).await.unwrap();
-        rows.extend(page.items.clone());
-        if !page.more {
-            break;
-        }
-        query.after = Some(page.items.last().unwrap().cell.clone());
-    }
-    let keys: Vec<(String, NaiveDate)> = rows
-        .iter()
-        .map(|r| (r.cell.sku_id.as_str().to_string(), r.cell.date))
-        .collect();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted);
-    assert_eq!(rows.len(), 7, "two SKUs x three days + the new SKU");
-    let edited = rows.iter().find(|r| r.cell == cell("SKU-1", 2)).unwrap();
-    assert_eq!(
-        (edited.quantity, edited.draft_quantity, edited.version),
-        (
-            Some(Quantity::parse("13").unwrap()),
-            Some(Quantity::parse("10.5").unwrap()),
-            2
-        )
-    );
-    let new = rows
-        .iter()
-        .find(|r| r.cell.sku_id.as_str() == "NEW/É 'sku'")
-        .unwrap();
-    assert_eq!(
-        (new.draft_quantity, new.quantity),
-        (None, Some(Quantity::parse("99999999999.9999").unwrap()))
-    );
-    query.show_manual = false;
-    query.after = None;
-    query.sku_id = Some(SkuId::new("SKU-1").unwrap());
-    let drafts = store.forecast(&acme, &query).await.unwrap();
-    assert!(drafts.items.iter().all(|r| r.quantity == r.draft_quantity));
-
-    // Reverts: stale, done, then nothing left.
-    assert_eq!(
-        store
-            .revert_edit(&acme, "planner-3", &cell("SKU-1", 2), Some(1))
-            .await
-            .unwrap(),
-        RevertOutcome::Stale { current: 2 }
-    );
-    assert_eq!(
-        store
-            .revert_edit(&acme, "planner-3", &cell("SKU-1", 2), Some(2))
-            .await
-            .unwrap(),
-        RevertOutcome::Reverted
-    );
-    assert_eq!(
-        store
-            .revert_edit(&acme, "planner-3", &cell("SKU-1", 2), None)
-            .await
-            .unwrap(),
-        RevertOutcome::NotFound
-    );
-
-    // History: one entry per accepted change, in order, with the old and new values.
-    let history = store
-        .history(
-            &acme,
-            &HistoryQuery {
-                sku_id: Some(SkuId::new("SKU-1").unwrap()),
-                range: range(),
-                limit: 10,
-                after: None,
-            },
-        )
-        .await
-        .unwrap();
-    let ops: Vec<(Op, Option<String>, Option<String>)> = history
-        .items
-        .iter()
-        .map(|h| {
-            (
-                h.op,
-                h.old_quantity.map(|q| q.to_string()),
-                h.new_quantity.map(|q| q.to_string()),
-            )
-        })
-        .collect();
-    assert_eq!(
-        ops,
-        [
-            (Op::Put, None, Some("12.25".into())),
-            (Op::Put, Some("12.25".into()), Some("13".into())),
-            (Op::Delete, Some("13".into()), None),
-        ]
-    );
-    let edits = store
-        .edits(
-            &acme,
-            &EditsQuery {
-                sku_id: None,
-                range: range(),
-                limit: 100,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(edits.len(), 2);
-
-    // Preferences: insert, then update; hostile text is data.
-    store
-        .put_pref(&acme, "planner-1", "theme", &json!("dark"))
-        .await
-        .unwrap();
-    store
-        .put_pref(&acme, "planner-1", "theme", &json!({"mode": HOSTILE}))
-        .await
-        .unwrap();
-    let prefs = store.prefs(&acme, "planner-1").await.unwrap();
-    assert_eq!(prefs["theme"], json!({"mode": HOSTILE}));
-    assert!(store.prefs(&globex, "planner-1").await.unwrap().is_empty());
-
+    scenario::exercise(&store).await;
     the_traffic_matches_the_spec(&fake.url).await;
 }
 
@@ -301,50 +86,73 @@ async fn concurrent_writers_with_one_version_one_wins_on_fakesnow() {
     let store = Arc::new(SnowflakeForecastStore::new(
         client(&fake.url, dir.path()).await,
     ));
-    let acme = TenantId::new("acme").unwrap();
-    store
-        .put_edit(&acme, "p", &edit("SKU-1", 1, "5", None), None)
-        .await
-        .unwrap();
-    let writers: Vec<_> = ["6", "7"]
-        .into_iter()
-        .map(|quantity| {
-            let (store, acme) = (store.clone(), acme.clone());
-            tokio::spawn(async move {
-                store
-                    .put_edit(&acme, "w", &edit("SKU-1", 1, quantity, None), Some(1))
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut applied = 0;
-    let mut stale = 0;
-    for writer in writers {
-        match writer.await.unwrap() {
-            PutOutcome::Applied(_) => applied += 1,
-            PutOutcome::Stale { current: 2 } => stale += 1,
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!((applied, stale), (1, 1));
-    let history = store
-        .history(
-            &acme,
-            &HistoryQuery {
-                sku_id: None,
-                range: range(),
-                limit: 10,
-                after: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        history.items.len(),
-        2,
-        "the first edit and the one accepted change"
+    scenario::one_version_one_winner(store).await;
+}
+
+/// `GET /v1/sales` reads the model's own daily view: locations summed, a restated day
+/// counted once with its latest load, other tenants and SKUs out.
+#[tokio::test]
+async fn daily_sales_come_from_the_models_view_on_fakesnow() {
+    let fake = python::start("fakesnow_sqlapi.py");
+    let dir = tempfile::tempdir().unwrap();
+    let admin = client(&fake.url, dir.path()).await;
+    let infra = |file: &str| {
+        let path = format!("{}/../infra/snowflake/{file}", env!("CARGO_MANIFEST_DIR"));
+        script::statements(&std::fs::read_to_string(path).unwrap())
+    };
+    let mut setup = infra("01_database.sql");
+    setup.extend(infra("03_tables.sql"));
+    setup.extend(infra("06_app_tables.sql").into_iter().take(2)); // the schemas
+    setup.extend(
+        infra("10_forecast_model.sql")
+            .into_iter()
+            .filter(|s| s.contains("CREATE OR REPLACE VIEW SNOWCAST.ANALYTICS.SALES_DAILY")),
     );
+    for statement in setup {
+        let statement = statement.replace("\nCLUSTER BY (TENANT_ID, DATE)", "");
+        admin
+            .execute(&statement, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{statement}"));
+    }
+    let insert = "INSERT INTO SNOWCAST.RAW.SALES (TENANT_ID, SKU_ID, LOCATION_ID, DATE, UNITS, \
+                  _SOURCE_KEY, _SOURCE_ROW, _INGESTED_AT) \
+                  VALUES (?, ?, ?, ?, ?, 'k', ?, CAST(? AS TIMESTAMP_TZ))";
+    let rows = [
+        ("acme", "SKU-1", "L1", 1, 3, 1, "2026-01-05T00:00:00Z"),
+        ("acme", "SKU-1", "L2", 1, 4, 2, "2026-01-05T00:00:00Z"),
+        // Restates L1 on day 1 in a later load: 10 replaces 3.
+        ("acme", "SKU-1", "L1", 1, 10, 1, "2026-01-06T00:00:00Z"),
+        ("acme", "SKU-1", "L1", 2, 5, 3, "2026-01-05T00:00:00Z"),
+        ("acme", "SKU-2", "L1", 1, 99, 4, "2026-01-05T00:00:00Z"),
+        ("globex", "SKU-1", "L1", 1, 77, 1, "2026-01-05T00:00:00Z"),
+    ];
+    for (tenant, sku, location, d, units, row, at) in rows {
+        let bindings = [
+            Binding::text(tenant),
+            Binding::text(sku),
+            Binding::text(location),
+            Binding::date(day(d)),
+            Binding::fixed(units),
+            Binding::fixed(row),
+            Binding::text(at),
+        ];
+        admin.execute(insert, &bindings).await.unwrap();
+    }
+    let store = SnowflakeForecastStore::new(client(&fake.url, dir.path()).await);
+    let query = SalesQuery {
+        sku_id: SkuId::new("SKU-1").unwrap(),
+        range: range(),
+    };
+    let acme = store
+        .sales(&TenantId::new("acme").unwrap(), &query)
+        .await
+        .unwrap();
+    let days: Vec<(NaiveDate, i64)> = acme.iter().map(|d| (d.date, d.units)).collect();
+    assert_eq!(days, [(day(1), 14), (day(2), 5)]);
+    let (traffic, sent) = fakesnow_traffic(&fake.url).await;
+    assert!(sent.iter().any(|s| s == statements::SALES_DAILY));
+    assert_sqlapi_conforms(&traffic);
 }
 
 async fn the_traffic_matches_the_spec(url: &str) {

@@ -732,7 +732,7 @@ fn the_snowflake_objects_parse_as_snowflake_sql() {
         .filter(|p| p.ends_with(".sql"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 10);
+    assert_eq!(files.len(), 11);
     let check = |paths: &[String]| {
         Command::new(python::python())
             .arg(python::script("check_sql.py"))

@@ -45,11 +45,12 @@ def statements(path: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def model_view(infra: str) -> str:
+def model_views(infra: str) -> list[str]:
+    """The model's views, in order: SALES_DAILY, then FORECAST_MODEL over it."""
     found = [s for s in statements(os.path.join(infra, "10_forecast_model.sql"))
-             if "VIEW SNOWCAST.ANALYTICS.FORECAST_MODEL" in s]
-    assert len(found) == 1, "one FORECAST_MODEL view"
-    return found[0]
+             if s.startswith("CREATE OR REPLACE VIEW")]
+    assert [v.split()[4] for v in found] == ["SNOWCAST.ANALYTICS.SALES_DAILY", "SNOWCAST.ANALYTICS.FORECAST_MODEL"], found
+    return found
 
 
 def refresh_body(infra: str) -> list[str]:
@@ -74,7 +75,8 @@ def on_duckdb(parquet: str, infra: str) -> set[tuple]:
     con.execute("CREATE SCHEMA snowcast.analytics")
     con.execute(f"CREATE TABLE snowcast.raw.sales AS SELECT {SALES_COLUMNS} "
                 f"FROM read_parquet('{parquet}', hive_partitioning = false)")
-    con.execute(model_view(infra))
+    for view in model_views(infra):
+        con.execute(view)
     return rows_of(con.execute(
         "SELECT TENANT_ID, SKU_ID, DATE, DRAFT_QUANTITY, MODEL FROM snowcast.analytics.forecast_model").fetchall())
 
@@ -95,7 +97,8 @@ def on_fakesnow(parquet: str, infra: str) -> set[tuple]:
         # Snowpipe's COPY stands in as a plain load of the same files.
         cur.execute(f"INSERT INTO SNOWCAST.RAW.SALES ({SALES_COLUMNS}) SELECT {SALES_COLUMNS} "
                     f"FROM read_parquet('{parquet}', hive_partitioning = false)")
-        cur.execute(model_view(infra))
+        for view in model_views(infra):
+            cur.execute(view)
         for statement in refresh_body(infra):
             cur.execute(statement)
         cur.execute("SELECT TENANT_ID, SKU_ID, DATE, DRAFT_QUANTITY, MODEL FROM SNOWCAST.ANALYTICS.FORECAST_DRAFT")

@@ -53,3 +53,21 @@ pub fn start(name: &str) -> Server {
         _child: Mutex::new(child),
     }
 }
+
+/// Runs the script `name` with `args` to completion; fails the test unless it succeeds, and
+/// returns what it printed, as JSON.
+pub fn run_json(name: &str, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{name} printed no JSON ({e})"))
+}

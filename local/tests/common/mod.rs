@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::{io::Write, path::Path, process::Command};
+use std::{fmt::Write as _, io::Write, path::Path, process::Command};
 
 /// `snowcast convert CSV --tenant TENANT --dataset sales --out OUT`, ready for more args.
 pub fn convert_command(tenant: &str, csv: &str, out: &str) -> Command {
@@ -76,4 +76,63 @@ pub fn write_daily_sales(path: &Path, rows: u32) {
         .unwrap();
     }
     out.flush().unwrap();
+}
+
+const HEADER: &str = "sku_id,location_id,date,units,revenue,price,promo,category,channel,notes\n";
+
+/// A small deterministic generator (no dependency for one test's shuffles).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// `days` of sales from 2024-01-01 for 15 SKUs (`SKU-00` to `SKU-14`) at 3 locations, about
+/// a fifth of the cells missing (no sale), some units empty or negative (returns), rows
+/// shuffled; `bad` rows that the contract rejects (a date that is not one, units that are
+/// not a number). Returns the last sales date.
+pub fn write_shuffled_sales(path: &Path, seed: u64, days: u64, bad: usize) -> chrono::NaiveDate {
+    let mut random = Lcg(seed);
+    let first = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let mut last = first;
+    let mut rows = Vec::new();
+    for sku in 0..15 {
+        for location in 0..3 {
+            for day in 0..days {
+                if random.below(5) == 0 {
+                    continue;
+                }
+                let units = match random.below(10) {
+                    0 => String::new(),
+                    1 => format!("-{}", random.below(4)),
+                    _ => random.below(40).to_string(),
+                };
+                let date = first + chrono::Days::new(day);
+                last = last.max(date);
+                rows.push(format!(
+                    "SKU-{sku:02},LOC-{location},{date},{units},9.99,1.2500,false,toys,web,\n"
+                ));
+            }
+        }
+    }
+    for index in 0..bad {
+        rows.push(format!(
+            "SKU-BAD-{index},LOC-0,2024-13-0{index},x,1.00,1.0000,false,toys,web,\n"
+        ));
+    }
+    for index in (1..rows.len()).rev() {
+        rows.swap(index, random.below(index as u64 + 1) as usize);
+    }
+    let mut text = String::from(HEADER);
+    for row in rows {
+        let _ = write!(text, "{row}");
+    }
+    std::fs::write(path, text).unwrap();
+    last
 }

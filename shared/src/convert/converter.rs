@@ -7,6 +7,7 @@ use super::{
     columns::Lineage,
     input::{self, TextReader},
     output::{RejectLog, SilverWriter},
+    progress,
     read::{Job, Stop},
     settings::ConvertSettings,
     sniff::ColumnSniffer,
@@ -141,6 +142,13 @@ impl Converter {
     ) -> Result<Pass> {
         let started = std::time::Instant::now();
         let mut manifest = self.empty_manifest();
+        let raw = match &self.settings.progress {
+            Some(progress) => {
+                progress.start_read();
+                progress::counted(raw, progress.clone())
+            }
+            None => raw,
+        };
         let window = input::zstd_window_log_max(self.settings.memory_budget);
         let decompressed = input::decompress(raw, window).await?;
         manifest.source.compression = Some(decompressed.compression.as_str().to_string());

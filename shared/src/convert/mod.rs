@@ -32,6 +32,7 @@ pub mod fuzzing;
 mod input;
 mod output;
 mod plan;
+mod progress;
 mod read;
 mod records;
 mod rows;
@@ -41,5 +42,6 @@ mod values;
 
 pub use converter::Converter;
 pub use input::{Compression, DetectedEncoding, zstd_window_log_max};
+pub use progress::Progress;
 pub use records::RecordLimits;
 pub use settings::ConvertSettings;

@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use super::{
     columns,
     plan::Plan,
+    progress::Progress,
     settings::{ConvertSettings, check_deadline},
     values::{format_date, month_index},
 };
@@ -525,6 +526,7 @@ pub struct PartitionedWriter {
     batch_rows: usize,
     batch_bytes: usize,
     commits_in_flight: usize,
+    progress: Option<Arc<Progress>>,
 }
 
 impl PartitionedWriter {
@@ -549,6 +551,7 @@ impl PartitionedWriter {
             batch_rows: settings.batch_rows,
             batch_bytes: settings.batch_bytes,
             commits_in_flight: settings.commits_in_flight(),
+            progress: settings.progress.clone(),
         }
     }
 
@@ -577,6 +580,9 @@ impl PartitionedWriter {
             buffer.batches.push(batch);
         } else {
             self.push_grouped(&batch, &keys)?;
+        }
+        if let Some(progress) = &self.progress {
+            progress.set_partitions(self.partitions.len());
         }
         if self.buffered_bytes > self.limit {
             self.spill_all()?;

@@ -174,6 +174,9 @@ impl Job<'_> {
                 reading.rows.finish()?;
             }
             self.settle(reading, sink, eof).await?;
+            if let Some(progress) = &self.settings.progress {
+                progress.set_rows(reading.rows.rows_read);
+            }
             if eof {
                 return Ok(());
             }

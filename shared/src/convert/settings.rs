@@ -1,10 +1,10 @@
 //! The converter's resource limits and output tuning, from code or from the environment.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use tokio::time::Instant;
 
-use super::records::RecordLimits;
+use super::{progress::Progress, records::RecordLimits};
 use crate::{
     domain::contract::Limits,
     error::{Error, Result},
@@ -44,6 +44,8 @@ pub struct ConvertSettings {
     /// Cores to use: with more than one, Parquet encoding runs on its own thread while
     /// the next rows are parsed (a Lambda above 1,769 MB has a second vCPU).
     pub threads: usize,
+    /// Where a running conversion reports its counters (a progress display).
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for ConvertSettings {
@@ -60,6 +62,7 @@ impl Default for ConvertSettings {
             max_reject_bytes: 64 << 20,
             deadline: None,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            progress: None,
         }
     }
 }

@@ -452,6 +452,25 @@ pub struct HistoryQuery {
     pub after: Option<i64>,
 }
 
+/// One SKU's sales, for `GET /v1/sales` (the actuals charted beside the forecast).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesQuery {
+    /// The SKU.
+    pub sku_id: SkuId,
+    /// The days.
+    pub range: DateRange,
+}
+
+/// Units a SKU sold on one day, summed over locations; a day a later file restated counts
+/// once, as last loaded (what the model reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DailySales {
+    /// The day.
+    pub date: NaiveDate,
+    /// Units sold (negative when returns outweighed sales).
+    pub units: i64,
+}
+
 /// Checks a page size: 1..=[`MAX_PAGE`].
 pub fn page_size(limit: usize) -> Result<usize> {
     if (1..=MAX_PAGE).contains(&limit) {

@@ -1,5 +1,5 @@
-//! Forecast store port: the app layer of the warehouse (`V_FORECAST`, `MANUAL_EDITS_HT`,
-//! the edit history, `USER_PREFS_HT`). Adapters: Snowflake SQL API
+//! Forecast store port: the app layer of the warehouse (`V_FORECAST`, `ANALYTICS.SALES_DAILY`,
+//! `MANUAL_EDITS_HT`, the edit history, `USER_PREFS_HT`). Adapters: Snowflake SQL API
 //! (`adapters::snowflake::forecast`), memory (`adapters::memory::forecast`).
 //!
 //! Guarantees every adapter gives:
@@ -17,8 +17,8 @@ use async_trait::async_trait;
 
 use crate::{
     domain::forecast::{
-        Cell, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry, HistoryQuery,
-        TenantId, Version,
+        Cell, DailySales, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
+        HistoryQuery, SalesQuery, TenantId, Version,
     },
     error::Result,
 };
@@ -60,12 +60,15 @@ pub enum RevertOutcome {
     },
 }
 
-/// Reads `V_FORECAST`.
+/// Reads `V_FORECAST`, and the sales it was made from (`ANALYTICS.SALES_DAILY`).
 #[async_trait]
 pub trait ForecastRead: Send + Sync {
     /// One keyset page, ordered by (sku_id, date).
     async fn forecast(&self, tenant: &TenantId, query: &ForecastQuery)
     -> Result<Page<ForecastRow>>;
+
+    /// A SKU's daily sales in a range, by date (days without a sale left out).
+    async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>>;
 }
 
 /// Writes and lists manual edits, and reads their history.

@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
     domain::forecast::{
-        Cell, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
-        HistoryQuery, Note, Op, Quantity, SkuId, TenantId, Version,
+        Cell, DailySales, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow,
+        HistoryEntry, HistoryQuery, Note, Op, Quantity, SalesQuery, SkuId, TenantId, Version,
     },
     error::{Error, Result},
     ports::forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
@@ -26,6 +26,7 @@ type Cells<V> = BTreeMap<(SkuId, NaiveDate), V>;
 #[derive(Debug, Default)]
 struct State {
     drafts: BTreeMap<TenantId, Cells<Quantity>>,
+    sales: BTreeMap<TenantId, Cells<i64>>,
     edits: BTreeMap<TenantId, Cells<Edit>>,
     history: BTreeMap<TenantId, Vec<HistoryEntry>>,
     /// The last history position handed out (positions increase across tenants).
@@ -63,6 +64,15 @@ impl MemoryForecastStore {
             .entry(tenant.clone())
             .or_default()
             .insert((sku.clone(), date), quantity);
+    }
+
+    /// Sets a day's units sold, as a load would.
+    pub fn put_sales(&self, tenant: &TenantId, sku: &SkuId, date: NaiveDate, units: i64) {
+        self.lock()
+            .sales
+            .entry(tenant.clone())
+            .or_default()
+            .insert((sku.clone(), date), units);
     }
 
     /// Store calls made so far (reads and writes).
@@ -239,6 +249,22 @@ impl ForecastRead for MemoryForecastStore {
             })
             .collect();
         Ok(Page { items, more })
+    }
+
+    async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>> {
+        let state = self.call()?;
+        let Some(sales) = state.sales.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let from = (query.sku_id.clone(), query.range.from);
+        let to = (query.sku_id.clone(), query.range.to);
+        Ok(sales
+            .range(from..=to)
+            .map(|((_, date), units)| DailySales {
+                date: *date,
+                units: *units,
+            })
+            .collect())
     }
 }
 

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::{
     domain::forecast::{
-        Cell, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
-        HistoryQuery, Note, Op, Quantity, SkuId, TenantId, Version,
+        Cell, DailySales, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow,
+        HistoryEntry, HistoryQuery, Note, Op, Quantity, SalesQuery, SkuId, TenantId, Version,
     },
     error::{Error, Result},
     ports::{
@@ -305,6 +305,27 @@ impl ForecastRead for SnowflakeForecastStore {
             &["SKU_ID", "DATE", "VERSION"],
             forecast_row_of,
         )
+    }
+
+    async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>> {
+        let bindings = [
+            Binding::text(tenant.as_str()),
+            Binding::text(query.sku_id.as_str()),
+            Binding::date(query.range.from),
+            Binding::date(query.range.to),
+        ];
+        let result = self.sql.execute(statements::SALES_DAILY, &bindings).await?;
+        result.require_columns(&["DATE", "UNITS"])?;
+        result
+            .rows
+            .iter()
+            .map(|row| {
+                Ok(DailySales {
+                    date: date(row, "DATE")?,
+                    units: number(row, "UNITS")?,
+                })
+            })
+            .collect()
     }
 }
 

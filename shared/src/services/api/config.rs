@@ -46,8 +46,20 @@ pub struct RedisConfig {
     pub timeout: Duration,
 }
 
-impl ApiConfig {
-    /// Reads the variables above.
+/// How the API reads claims, caches and limits, wherever it runs (the functions and the
+/// local stack): the variables of [`ApiConfig`] that do not name a Snowflake or Redis.
+#[derive(Debug, Clone)]
+pub struct ServingConfig {
+    /// See [`ApiConfig::auth`].
+    pub auth: AuthConfig,
+    /// See [`ApiConfig::cache`].
+    pub cache: CacheSettings,
+    /// See [`ApiConfig::quotas`].
+    pub quotas: Quotas,
+}
+
+impl ServingConfig {
+    /// Reads `SNOWCAST_TENANT_CLAIM`, the cache and the rate-limit variables.
     pub fn from_env() -> Result<Self> {
         let defaults = CacheSettings::default();
         let seconds = |name: &'static str, default: Duration| -> Result<Duration> {
@@ -57,13 +69,32 @@ impl ApiConfig {
             env::number("SNOWCAST_RATE_LIMIT_PER_SECOND")?.unwrap_or(Quota::DEFAULT.per_second),
             env::number("SNOWCAST_RATE_LIMIT_BURST")?.unwrap_or(Quota::DEFAULT.burst),
         )?;
-        Ok(ApiConfig {
-            secret_id: env::required("SNOWCAST_SNOWFLAKE_SECRET")?,
-            base_url: env::var("SNOWCAST_SNOWFLAKE_BASE_URL"),
+        Ok(ServingConfig {
             auth: AuthConfig {
                 tenant_claim: env::var("SNOWCAST_TENANT_CLAIM")
                     .unwrap_or_else(|| DEFAULT_TENANT_CLAIM.to_string()),
             },
+            cache: CacheSettings {
+                ttl: seconds("SNOWCAST_CACHE_TTL_SECONDS", defaults.ttl)?,
+                local_ttl: seconds("SNOWCAST_CACHE_LOCAL_TTL_SECONDS", defaults.local_ttl)?,
+                settle: env::number("SNOWCAST_CACHE_SETTLE_MS")?
+                    .map_or(defaults.settle, Duration::from_millis),
+                l1_bytes: env::number::<u64>("SNOWCAST_CACHE_L1_MB")?
+                    .map_or(defaults.l1_bytes, |mb| mb << 20),
+            },
+            quotas: Quotas::new(quota, env::var("SNOWCAST_RATE_LIMIT_OVERRIDES").as_deref())?,
+        })
+    }
+}
+
+impl ApiConfig {
+    /// Reads the variables above.
+    pub fn from_env() -> Result<Self> {
+        let serving = ServingConfig::from_env()?;
+        Ok(ApiConfig {
+            secret_id: env::required("SNOWCAST_SNOWFLAKE_SECRET")?,
+            base_url: env::var("SNOWCAST_SNOWFLAKE_BASE_URL"),
+            auth: serving.auth,
             statement_timeout_seconds: env::number("SNOWCAST_STATEMENT_TIMEOUT_SECONDS")?
                 .unwrap_or(10),
             redis: match env::var("REDIS_URL") {
@@ -76,15 +107,8 @@ impl ApiConfig {
                 }),
                 None => None,
             },
-            cache: CacheSettings {
-                ttl: seconds("SNOWCAST_CACHE_TTL_SECONDS", defaults.ttl)?,
-                local_ttl: seconds("SNOWCAST_CACHE_LOCAL_TTL_SECONDS", defaults.local_ttl)?,
-                settle: env::number("SNOWCAST_CACHE_SETTLE_MS")?
-                    .map_or(defaults.settle, Duration::from_millis),
-                l1_bytes: env::number::<u64>("SNOWCAST_CACHE_L1_MB")?
-                    .map_or(defaults.l1_bytes, |mb| mb << 20),
-            },
-            quotas: Quotas::new(quota, env::var("SNOWCAST_RATE_LIMIT_OVERRIDES").as_deref())?,
+            cache: serving.cache,
+            quotas: serving.quotas,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/forecast`: a keyset page of `V_FORECAST` as JSON or CSV, with a strong ETag
-//! over the page so an unchanged page costs the client nothing (304).
+//! over the page so an unchanged page costs the client nothing (304); and `GET /v1/sales`,
+//! the sales beside it.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use super::{
     params::{Params, encode_cursor, forecast_cursor},
     problem::ApiError,
 };
-use crate::domain::forecast::{ForecastQuery, ForecastRow, SkuId};
+use crate::domain::forecast::{DailySales, ForecastQuery, ForecastRow, SalesQuery, SkuId};
 
 #[derive(Serialize)]
 struct ForecastPage<'a> {
@@ -56,6 +57,48 @@ pub async fn get_forecast(
             let key = cache_key(&query, as_csv);
             let (page, _) = cache.page(&caller.tenant, &key, render).await?;
             page
+        }
+        None => Arc::new(render.await?),
+    };
+    Ok(respond(&page, &headers))
+}
+
+#[derive(Serialize)]
+struct SalesPage<'a> {
+    items: &'a [DailySales],
+}
+
+/// `GET /v1/sales?sku_id=&from=&to=`: a SKU's daily sales, the actuals a chart shows
+/// beside the forecast; cached and revalidated like a forecast page.
+pub async fn get_sales(
+    State(state): State<ReaderState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let query = SalesQuery {
+        sku_id: params
+            .sku()?
+            .ok_or_else(|| ApiError::BadRequest("parameter sku_id is required".into()))?,
+        range: params.range()?,
+    };
+    let render = async {
+        let items = state.store.sales(&caller.tenant, &query).await?;
+        let body = serde_json::to_vec(&SalesPage { items: &items })?;
+        Ok(RenderedPage::new("application/json", body, None))
+    };
+    let page = match &state.cache {
+        Some(cache) => {
+            // A string first: never the key of a forecast page (those start with a flag).
+            let key = serde_json::json!([
+                "sales",
+                query.sku_id.as_str(),
+                query.range.from.to_string(),
+                query.range.to.to_string(),
+            ])
+            .to_string();
+            cache.page(&caller.tenant, &key, render).await?.0
         }
         None => Arc::new(render.await?),
     };

@@ -60,9 +60,12 @@ pub mod paths {
     pub const PREF: &str = "/v1/prefs/{key}";
     /// `GET`: the OpenAPI document (no token).
     pub const OPENAPI: &str = "/v1/openapi.json";
+    /// `GET`: a SKU's daily sales.
+    pub const SALES: &str = "/v1/sales";
     /// Every route with its methods.
-    pub const ALL: [(&str, &[&str]); 7] = [
+    pub const ALL: [(&str, &[&str]); 8] = [
         (FORECAST, &["GET"]),
+        (SALES, &["GET"]),
         (EDITS, &["GET", "POST"]),
         (HISTORY, &["GET"]),
         (EDIT, &["PUT", "DELETE"]),
@@ -128,6 +131,7 @@ fn reader_routes(state: ReaderState, auth: AuthConfig) -> Router {
     let limits = state.limits.clone();
     let routes = Router::new()
         .route(paths::FORECAST, get(forecast::get_forecast))
+        .route(paths::SALES, get(forecast::get_sales))
         .with_state(state);
     protect(routes, auth, limits)
 }

@@ -17,16 +17,14 @@ use std::{
 
 use aws_lc_rs::{
     encoding::AsDer,
-    rand::SystemRandom,
     rsa::KeySize,
-    signature::{
-        KeyPair, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-    },
+    signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use clap::Args;
 use serde_json::{Value, json};
 use snowcast::{
+    adapters::snowflake::jwt::sign_rs256,
     domain::identity::{Claims, READ_SCOPE, WRITE_SCOPE},
     error::{Error, Result},
 };
@@ -125,21 +123,11 @@ impl LocalIssuer {
             "exp": now + lifetime.as_secs(),
         });
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut signature = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| Error::Credentials("signing the token failed".into()))?;
-        Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        sign_rs256(
+            &self.key,
+            header.to_string().as_bytes(),
+            claims.to_string().as_bytes(),
+        )
     }
 
     /// The claims of a valid token (an `Authorization` value, `Bearer ` optional, as API

@@ -142,13 +142,7 @@ impl Converter {
     ) -> Result<Pass> {
         let started = std::time::Instant::now();
         let mut manifest = self.empty_manifest();
-        let raw = match &self.settings.progress {
-            Some(progress) => {
-                progress.start_read();
-                progress::counted(raw, progress.clone())
-            }
-            None => raw,
-        };
+        let raw = self.counted(raw);
         let window = input::zstd_window_log_max(self.settings.memory_budget);
         let decompressed = input::decompress(raw, window).await?;
         manifest.source.compression = Some(decompressed.compression.as_str().to_string());
@@ -195,6 +189,17 @@ impl Converter {
         manifest.record_files(files);
         manifest.timings.finalize_ms = finalize_started.elapsed().as_millis() as u64;
         Ok(Pass::Finished(Box::new(manifest)))
+    }
+
+    /// The input, its bytes counted when progress is reported.
+    fn counted(&self, raw: ByteSource) -> ByteSource {
+        match &self.settings.progress {
+            Some(progress) => {
+                progress.start_read();
+                progress::counted(raw, progress.clone())
+            }
+            None => raw,
+        }
     }
 
     /// What a read of the input needs to know.

@@ -102,6 +102,25 @@ fn private_key_der(pem: &str, passphrase: Option<&str>) -> Result<pkcs8::SecretD
     }
 }
 
+/// A compact RS256 JWT: `header` and `claims` (JSON) base64url-encoded and signed with
+/// `key` (RSASSA-PKCS1-v1_5, SHA-256).
+pub fn sign_rs256(key: &RsaKeyPair, header: &[u8], claims: &[u8]) -> Result<String> {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let mut signature = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| Error::Credentials("signing the JWT failed".into()))?;
+    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
 impl Signer {
     /// A signer for `user` of `account` with a PKCS#8 PEM key (decrypted with
     /// `passphrase` when it is encrypted).
@@ -149,19 +168,11 @@ impl Signer {
 
     /// A signed token for `claims`.
     pub fn sign(&self, claims: &Claims) -> Result<String> {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
-        let message = format!("{header}.{payload}");
-        let mut signature = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| Error::Credentials("signing the JWT failed".into()))?;
-        Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        sign_rs256(
+            &self.key,
+            br#"{"alg":"RS256","typ":"JWT"}"#,
+            &serde_json::to_vec(claims)?,
+        )
     }
 
     /// The current token: the cached one until it is [`RENEW_AFTER`] old, then a new one.

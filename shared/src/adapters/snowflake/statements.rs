@@ -15,7 +15,7 @@ ORDER BY SKU_ID, DATE LIMIT ?";
 /// A SKU's daily sales (the view of `10_forecast_model.sql`). Bindings: tenant, sku, from,
 /// to.
 pub const SALES_DAILY: &str = "\
-SELECT DATE, UNITS FROM SNOWCAST.ANALYTICS.SALES_DAILY \
+SELECT DATE, CAST(UNITS AS BIGINT) AS UNITS FROM SNOWCAST.ANALYTICS.SALES_DAILY \
 WHERE TENANT_ID = ? AND SKU_ID = ? AND DATE BETWEEN ? AND ? ORDER BY DATE";
 
 /// Applies edits in one transaction. Bindings: tenant, user, change id, edits (JSON).

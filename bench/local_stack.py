@@ -94,7 +94,7 @@ def main() -> None:
                 found = wait_for(lines, r"forecast readable ([0-9.]+) s after the first upload", 900)
                 readable.append(float(found.group(1)))
                 if run == args.runs - 1:
-                    api = wait_for(lines, r"web page\s+(http://[0-9.:]+)/#token=(\S+)", 10)
+                    api = wait_for(lines, r"web page\s+(http://[0-9.:]+)/#token=(ey\S+)", 10)
                     latency = edit_to_visible(api.group(1), api.group(2), args.edits)
             finally:
                 process.kill()

@@ -12,7 +12,10 @@ use std::{
 use chrono::{Datelike, Days, NaiveDate, Utc};
 use snowcast::{
     adapters::local::queue::LocalQueue,
-    domain::identity::{READ_SCOPE, WRITE_SCOPE},
+    domain::{
+        identity::{READ_SCOPE, WRITE_SCOPE},
+        naming,
+    },
     error::{Error, Result},
 };
 
@@ -173,17 +176,20 @@ pub async fn run(pipeline: Pipeline, issuer: &LocalIssuer) -> Result<()> {
     );
 
     let total = files.len() as u64;
-    wait(&pipeline, dead_before, || {
-        let left = pipeline.events.len() as u64;
+    loop {
+        let converted = manifests(&pipeline.s3, &files).await?;
         stage(
             "convert",
-            total.saturating_sub(left),
+            converted,
             total,
-            &format!("{left} files left"),
+            &format!("{converted}/{total} files"),
         );
-        Ok(left == 0)
-    })
-    .await?;
+        if converted == total {
+            break;
+        }
+        check(&pipeline, dead_before, started)?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     finish_stage(
         shown,
         "converted every file (rejected rows are in s3://silver/_rejects/)",
@@ -241,25 +247,44 @@ pub async fn run(pipeline: Pipeline, issuer: &LocalIssuer) -> Result<()> {
     Ok(())
 }
 
+/// How many of `files` have their manifest in silver (`_manifests/<dataset>/tenant_id=<t>/
+/// <file stem>-<fingerprint>.json`).
+async fn manifests(s3: &aws_sdk_s3::Client, files: &[DemoFile]) -> Result<u64> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket("silver")
+        .prefix("_manifests/sales/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::ObjectStore {
+            operation: "list",
+            key: "s3://silver/_manifests/sales/".into(),
+            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        })?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    Ok(files
+        .iter()
+        .filter(|file| {
+            let tenant = file.key.split('/').next().unwrap_or_default();
+            let stem = naming::source_stem(&file.key);
+            let prefix = format!("_manifests/sales/tenant_id={tenant}/{stem}-");
+            keys.iter().any(|key| key.starts_with(&prefix))
+        })
+        .count() as u64)
+}
+
 fn finish_stage(shown: bool, line: &str) {
     if shown {
         progress::clear();
     }
     eprintln!("snowcast up --demo: {line}");
-}
-
-/// Polls `done` until it holds.
-async fn wait(
-    pipeline: &Pipeline,
-    dead_before: usize,
-    mut done: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    let started = Instant::now();
-    while !done()? {
-        check(pipeline, dead_before, started)?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
 }
 
 /// Fails when a message went to the dead letters, or the pipeline is far too slow.

@@ -49,8 +49,8 @@ pub struct TokenArgs {
     /// A scope to grant; repeat for several (default: forecast:read and forecast:write).
     #[arg(long = "scope")]
     scopes: Vec<String>,
-    /// Hours until it expires.
-    #[arg(long, default_value_t = 12)]
+    /// Hours until it expires (at most a year).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=8760))]
     hours: u64,
     /// The data directory of `snowcast up` (default: the platform's data directory).
     #[arg(long)]
@@ -120,7 +120,7 @@ impl LocalIssuer {
             "token_use": "access",
             "iat": now,
             "nbf": now,
-            "exp": now + lifetime.as_secs(),
+            "exp": now.saturating_add(lifetime.as_secs()),
         });
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
         sign_rs256(
@@ -197,14 +197,14 @@ fn check_claims(
         return Err(format!("the audience is not {AUDIENCE}"));
     }
     match claims.get("exp").and_then(Value::as_u64) {
-        Some(exp) if exp + LEEWAY > now => {}
+        Some(exp) if exp.saturating_add(LEEWAY) > now => {}
         Some(_) => return Err("the token has expired".into()),
         None => return Err("the token has no exp".into()),
     }
     if claims
         .get("nbf")
         .and_then(Value::as_u64)
-        .is_some_and(|nbf| nbf > now + LEEWAY)
+        .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY))
     {
         return Err("the token is not valid yet".into());
     }
@@ -333,6 +333,14 @@ mod tests {
             check_claims(&claims, 1000 + LEEWAY).unwrap_err(),
             "the token has expired"
         );
+        claims.insert("exp".into(), json!(u64::MAX));
+        assert!(check_claims(&claims, 1000).is_ok(), "no overflow");
+        claims.insert("nbf".into(), json!(u64::MAX));
+        assert_eq!(
+            check_claims(&claims, 0).unwrap_err(),
+            "the token is not valid yet"
+        );
+        claims.remove("nbf");
         claims.insert("aud".into(), json!("other"));
         assert_eq!(
             check_claims(&claims, 0).unwrap_err(),

@@ -237,10 +237,12 @@ mod warehouse {
         /// What a user needs to know to call the API.
         pub fn describe(&self, root: &Path) -> String {
             format!(
-                "  warehouse {}\n  forecast API {}/v1/forecast (token: snowcast token --tenant <tenant> --data-dir {})",
+                "  warehouse {}\n  forecast API {}/v1/forecast (token: snowcast token --tenant <tenant> --data-dir {})\n  \
+                 web page {}/#token=<token>",
                 root.join("warehouse").join("snowcast.duckdb").display(),
                 self.api,
-                root.display()
+                root.display(),
+                self.api,
             )
         }
     }
@@ -644,6 +646,17 @@ fn s3_error(status: http::StatusCode, code: &str, message: &str) -> HttpResponse
 /// (and CopyObject) is a PUT on `/bronze/<key>` that is not an upload part;
 /// CompleteMultipartUpload is a POST with an `uploadId`. Path-style addressing only (what
 /// the SDKs use for an endpoint given by IP address).
+/// Query parameters of an object PUT that does not create the object: an upload part, or
+/// its ACL, tags, retention or legal hold.
+const NOT_CREATING: [&str; 6] = [
+    "partNumber",
+    "uploadId",
+    "acl",
+    "tagging",
+    "retention",
+    "legal-hold",
+];
+
 fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> {
     let uri = request.uri();
     let raw = uri.path().strip_prefix(&format!("/{BRONZE}/"))?;
@@ -661,11 +674,13 @@ fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> 
         .unwrap_or_default();
     let has = |name: &str| query.iter().any(|(n, _)| n == name);
     let event = match *request.method() {
-        http::Method::PUT if has("partNumber") || has("uploadId") => return None,
+        // A part of a multipart upload, or a change of the object's settings.
+        http::Method::PUT if NOT_CREATING.iter().any(|name| has(name)) => return None,
         http::Method::PUT if request.headers().contains_key("x-amz-copy-source") => {
             "ObjectCreated:Copy"
         }
-        http::Method::PUT if query.is_empty() => "ObjectCreated:Put",
+        // With or without the `x-id=PutObject` the AWS SDKs for Rust, Go and JS add.
+        http::Method::PUT => "ObjectCreated:Put",
         http::Method::POST if has("uploadId") => "ObjectCreated:CompleteMultipartUpload",
         _ => return None,
     };
@@ -787,5 +802,54 @@ where
                 tracing::error!(%error, "deleting a handled message");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(method: &str, uri: &str, copy: bool) -> Option<(String, &'static str)> {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        if copy {
+            request = request.header("x-amz-copy-source", "/bronze/a/sales/x.csv");
+        }
+        created_key(&request.body(()).unwrap())
+    }
+
+    #[test]
+    fn every_sdks_put_notifies_and_settings_and_parts_do_not() {
+        let put = Some(("acme/sales/f.csv".to_string(), "ObjectCreated:Put"));
+        assert_eq!(created("PUT", "/bronze/acme/sales/f.csv", false), put);
+        assert_eq!(
+            created("PUT", "/bronze/acme/sales/f.csv?x-id=PutObject", false),
+            put
+        );
+        assert_eq!(
+            created("PUT", "/bronze/acme/sales/f.csv?x-id=CopyObject", true).map(|c| c.1),
+            Some("ObjectCreated:Copy")
+        );
+        assert_eq!(
+            created(
+                "POST",
+                "/bronze/acme/sales/f.csv?uploadId=u&x-id=CompleteMultipartUpload",
+                false
+            )
+            .map(|c| c.1),
+            Some("ObjectCreated:CompleteMultipartUpload")
+        );
+        for uri in [
+            "/bronze/acme/sales/f.csv?partNumber=1&uploadId=u&x-id=UploadPart",
+            "/bronze/acme/sales/f.csv?tagging",
+            "/bronze/acme/sales/f.csv?acl",
+            "/silver/acme/sales/f.csv",
+            "/bronze/acme/sales/",
+        ] {
+            assert_eq!(created("PUT", uri, false), None, "{uri}");
+        }
+        assert_eq!(
+            created("POST", "/bronze/acme/sales/f.csv?uploads", false),
+            None
+        );
     }
 }

@@ -23,13 +23,21 @@ struct Stack {
     /// The forecast API (with the warehouse feature).
     #[cfg_attr(not(feature = "warehouse"), allow(dead_code))]
     api: Option<String>,
+    /// What it printed after its endpoints.
+    #[cfg_attr(not(feature = "warehouse"), allow(dead_code))]
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Stack {
     fn start(data: &Path) -> Stack {
+        Stack::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, extra: &[&str]) -> Stack {
         let mut child = Command::new(env!("CARGO_BIN_EXE_snowcast"))
             .args(["up", "--data-dir", data.to_str().unwrap()])
             .args(["--s3-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -55,16 +63,29 @@ impl Stack {
         };
         let endpoint = endpoint.expect("the S3 endpoint comes first");
         // Keep reading, so the stack never blocks on a full pipe; shown on failure.
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = printed.clone();
         std::thread::spawn(move || {
-            lines
-                .map_while(Result::ok)
-                .for_each(|l| eprintln!("up: {l}"))
+            lines.map_while(Result::ok).for_each(|line| {
+                eprintln!("up: {line}");
+                kept.lock().unwrap().push(line);
+            })
         });
         Stack {
             child,
             endpoint,
             api,
+            printed,
         }
+    }
+
+    /// The first line printed after the endpoints that contains `marker`.
+    #[cfg(feature = "warehouse")]
+    fn line(&self, marker: &str, within: Duration) -> String {
+        poll(within, || {
+            let printed = self.printed.lock().unwrap();
+            printed.iter().find(|line| line.contains(marker)).cloned()
+        })
     }
 
     fn s3(&self, args: &[&str]) -> String {
@@ -583,4 +604,44 @@ fn a_planner_edits_the_forecast_in_the_web_page_and_the_api_returns_it() {
     assert_eq!(items[0]["quantity"].as_f64(), Some(17.25));
     assert_eq!(items[0]["note"], "from the page");
     assert_eq!(items[0]["edited_by"], "local-user");
+}
+
+/// `snowcast up --demo` as a newcomer runs it: a year of two tenants' sales uploaded with the
+/// AWS SDK for Rust (whose PutObject carries `?x-id=PutObject`), followed to the forecast,
+/// and the printed token and address work.
+#[cfg(feature = "warehouse")]
+#[test]
+fn the_demo_ends_with_a_readable_forecast_and_a_working_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start_with(&dir.path().join("data"), &["--demo"]);
+    stack.line("forecast readable", Duration::from_secs(900));
+    let page = stack.line("#token=ey", Duration::from_secs(5));
+    let token = page.split("#token=").nth(1).unwrap().trim().to_string();
+    let api = stack.api.clone().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let to = today + chrono::Days::new(89);
+    let (status, body) = call(
+        "GET",
+        &format!("{api}/v1/forecast?sku_id=SKU-001&from={today}&to={to}"),
+        &token,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 90, "{body}");
+    let (_, sales) = call(
+        "GET",
+        &format!(
+            "{api}/v1/sales?sku_id=SKU-001&from={}&to={today}",
+            today - chrono::Days::new(364)
+        ),
+        &token,
+        None,
+    );
+    assert!(sales["items"].as_array().unwrap().len() > 300, "{sales}");
+    let rejects = stack.keys("silver", "_rejects/sales/tenant_id=globex/");
+    assert_eq!(
+        rejects.len(),
+        1,
+        "the quarter with three bad rows: {rejects:?}"
+    );
 }

@@ -62,7 +62,7 @@ fn a_message_received_too_often_moves_to_the_dead_letters() {
 }
 
 #[test]
-fn a_process_that_dies_loses_nothing_and_its_receives_still_count() {
+fn a_process_that_dies_loses_nothing_and_its_interrupted_delivery_is_not_counted() {
     let dir = tempfile::tempdir().unwrap();
     {
         let queue = LocalQueue::open(dir.path(), settings(60_000, 2)).unwrap();
@@ -82,8 +82,8 @@ fn a_process_that_dies_loses_nothing_and_its_receives_still_count() {
         .collect();
     assert_eq!(
         seen,
-        [("b", 2), ("c", 1)],
-        "in order, visible at once, receives kept"
+        [("b", 1), ("c", 1)],
+        "in order, visible at once; b's delivery ended with its process, so it is not counted"
     );
     assert!(!dir.path().join("messages").join("ffff.tmp").exists());
     let later = queue.send_body("d").unwrap();
@@ -91,6 +91,31 @@ fn a_process_that_dies_loses_nothing_and_its_receives_still_count() {
         later > got[1].receipt,
         "ids keep their order across restarts"
     );
+}
+
+/// Killed three times in the middle of one message (a user stopping a long conversion):
+/// still delivered. A message that kills its process every time still ends in the dead
+/// letters once the forgiven interruptions are used up.
+#[test]
+fn interrupted_deliveries_are_forgiven_three_times_then_they_count() {
+    let dir = tempfile::tempdir().unwrap();
+    LocalQueue::open(dir.path(), settings(60_000, 2))
+        .unwrap()
+        .send_body("long")
+        .unwrap();
+    let mut counts = Vec::new();
+    for _ in 0..6 {
+        // Each opening is a process: it receives the message and dies with it in flight.
+        let queue = LocalQueue::open(dir.path(), settings(60_000, 2)).unwrap();
+        counts.push(queue.receive(1).unwrap().first().map(|m| m.receive_count));
+    }
+    assert_eq!(
+        counts,
+        [Some(1), Some(1), Some(1), Some(1), Some(2), None],
+        "three interruptions forgiven, then two receives, then the dead letters"
+    );
+    let queue = LocalQueue::open(dir.path(), settings(60_000, 2)).unwrap();
+    assert_eq!(queue.dead_letters().unwrap(), ["long"]);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! directory instead. Every message is a file written durably (temporary file, fsync,
 //! rename, directory fsync) before `send` returns, so a process killed at any moment
 //! loses nothing: on reopen every message not deleted is visible again, as it would be on
-//! SQS once the dead consumer's visibility timeout ran out.
+//! SQS once the dead consumer's visibility timeout ran out. Unlike SQS, a delivery cut
+//! short by the end of its process (a kill, a crash) does not count as a receive, up to
+//! three times: a user stopping the stack mid-conversion is not the message's failure.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -49,7 +51,17 @@ pub struct Received {
 struct Stored {
     body: String,
     receive_count: u32,
+    /// The opening of the queue that received it last (see [`LocalQueue::instance`]).
+    #[serde(default)]
+    receiver: Option<u64>,
+    /// Receives not counted because the process that made them ended during them.
+    #[serde(default)]
+    interrupted: u32,
 }
+
+/// Deliveries cut short by the end of their process that are not counted as receives; past
+/// them, a message that kills its process every time still reaches the dead letters.
+const FORGIVEN_INTERRUPTIONS: u32 = 3;
 
 /// A durable queue under one directory (`messages/`, `dead-letters/`).
 #[derive(Debug)]
@@ -57,6 +69,9 @@ pub struct LocalQueue {
     messages: PathBuf,
     dead_letters: PathBuf,
     settings: QueueSettings,
+    /// This opening of the queue: a message received under another one was in flight when
+    /// its process ended (killed, crashed), which is not the message's failure.
+    instance: u64,
     state: Mutex<State>,
 }
 
@@ -92,10 +107,15 @@ impl LocalQueue {
                 None => {}
             }
         }
+        let instance = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
         Ok(LocalQueue {
             messages,
             dead_letters,
             settings,
+            instance,
             state: Mutex::new(state),
         })
     }
@@ -111,6 +131,8 @@ impl LocalQueue {
         let stored = Stored {
             body: body.to_string(),
             receive_count: 0,
+            receiver: None,
+            interrupted: 0,
         };
         write_durably(&self.path(&id), &serde_json::to_vec(&stored)?)?;
         state.ids.insert(id.clone());
@@ -137,6 +159,14 @@ impl LocalQueue {
                 &fs::read(&path)
                     .map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
             )?;
+            if stored
+                .receiver
+                .is_some_and(|receiver| receiver != self.instance)
+                && stored.interrupted < FORGIVEN_INTERRUPTIONS
+            {
+                stored.interrupted += 1;
+                stored.receive_count = stored.receive_count.saturating_sub(1);
+            }
             if stored.receive_count >= self.settings.max_receives {
                 let dead = self.dead_letters.join(format!("{id}.json"));
                 fs::rename(&path, &dead).map_err(|e| {
@@ -147,9 +177,10 @@ impl LocalQueue {
                 tracing::warn!(queue = %self.messages.display(), id, "message moved to the dead letters");
                 continue;
             }
-            // The count is saved before delivery, so a consumer that crashes on a message
-            // still uses up one of its receives.
+            // The count is saved before delivery: a handler that fails uses up a receive,
+            // and so does, past a few times, one whose process dies on the message.
             stored.receive_count += 1;
+            stored.receiver = Some(self.instance);
             write_durably(&path, &serde_json::to_vec(&stored)?)?;
             state
                 .hidden

@@ -52,15 +52,25 @@ pub async fn get_forecast(
         let page = state.store.forecast(&caller.tenant, &query).await?;
         render(&page.items, page.more, as_csv)
     };
-    let page = match &state.cache {
-        Some(cache) => {
-            let key = cache_key(&query, as_csv);
-            let (page, _) = cache.page(&caller.tenant, &key, render).await?;
-            page
-        }
-        None => Arc::new(render.await?),
-    };
+    let page = cached(&state, &caller, cache_key(&query, as_csv), render).await?;
     Ok(respond(&page, &headers))
+}
+
+/// The page under `key` from the cache, rendered on a miss; rendered every time without a
+/// cache.
+async fn cached<F>(
+    state: &ReaderState,
+    caller: &Caller,
+    key: String,
+    render: F,
+) -> Result<Arc<RenderedPage>, ApiError>
+where
+    F: std::future::Future<Output = crate::error::Result<RenderedPage>>,
+{
+    Ok(match &state.cache {
+        Some(cache) => cache.page(&caller.tenant, &key, render).await?.0,
+        None => Arc::new(render.await?),
+    })
 }
 
 #[derive(Serialize)]
@@ -88,20 +98,15 @@ pub async fn get_sales(
         let body = serde_json::to_vec(&SalesPage { items: &items })?;
         Ok(RenderedPage::new("application/json", body, None))
     };
-    let page = match &state.cache {
-        Some(cache) => {
-            // A string first: never the key of a forecast page (those start with a flag).
-            let key = serde_json::json!([
-                "sales",
-                query.sku_id.as_str(),
-                query.range.from.to_string(),
-                query.range.to.to_string(),
-            ])
-            .to_string();
-            cache.page(&caller.tenant, &key, render).await?.0
-        }
-        None => Arc::new(render.await?),
-    };
+    // A string first: never the key of a forecast page (those start with a flag).
+    let key = serde_json::json!([
+        "sales",
+        query.sku_id.as_str(),
+        query.range.from.to_string(),
+        query.range.to.to_string(),
+    ])
+    .to_string();
+    let page = cached(&state, &caller, key, render).await?;
     Ok(respond(&page, &headers))
 }
 

@@ -27,7 +27,9 @@ def start(binary: str, data: str):
     """Starts `snowcast up --demo`; returns the process and a list its stderr lines land in."""
     process = subprocess.Popen(
         [binary, "up", "--demo", "--data-dir", data, "--s3-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        # One client sending back to back: lift the per-tenant limit (50/s by default).
+        env=dict(os.environ, SNOWCAST_RATE_LIMIT_PER_SECOND="1000000", SNOWCAST_RATE_LIMIT_BURST="1000000"))
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True).start()
     return process, lines

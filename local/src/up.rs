@@ -120,6 +120,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         None => default_data_dir()?,
     };
     let layout = Layout::create(&root)?;
+    // The functions' EMF records (CloudWatch's, in Lambda) would crowd the terminal.
+    snowcast::lambda::metrics::emit_to_file(&root.join("metrics.jsonl"))?;
     let events = Arc::new(LocalQueue::open(&layout.events, EVENTS)?);
     let loads = Arc::new(LocalQueue::open(&layout.loads, LOADS)?);
     let secret_key = std::env::var("SNOWCAST_S3_SECRET_KEY").unwrap_or_else(|_| "snowcast".into());

@@ -222,6 +222,16 @@ fn uploads_to_bronze_end_in_silver_with_every_row_counted() {
     let globex = by_tenant("globex");
     assert_accounted(&stack, globex);
     assert_eq!(globex["rows_written"].as_u64(), Some(150_000));
+    // The converter's metric records are kept in the data dir, not printed.
+    let metrics = std::fs::read_to_string(data.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .filter(|line| line.contains(r#""Function":"csv-to-parquet""#))
+            .count()
+            >= 2,
+        "{metrics}"
+    );
     if stack.api.is_none() {
         assert!(
             queued_loads(&data) >= 2,

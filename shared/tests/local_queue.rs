@@ -62,6 +62,26 @@ fn a_message_received_too_often_moves_to_the_dead_letters() {
 }
 
 #[test]
+fn a_damaged_message_file_goes_to_the_dead_letters_and_the_rest_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = LocalQueue::open(dir.path(), settings(60_000, 3)).unwrap();
+    let damaged = queue.send_body("first").unwrap();
+    queue.send_body("second").unwrap();
+    std::fs::write(
+        dir.path().join("messages").join(format!("{damaged}.json")),
+        b"{\"body\": \"fir",
+    )
+    .unwrap();
+    let got = queue.receive(10).unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["second"]
+    );
+    assert_eq!(queue.len(), 1, "the damaged file is no longer waiting");
+    assert_eq!(queue.dead_letters().unwrap(), ["{\"body\": \"fir"]);
+}
+
+#[test]
 fn a_process_that_dies_loses_nothing_and_its_interrupted_delivery_is_not_counted() {
     let dir = tempfile::tempdir().unwrap();
     {

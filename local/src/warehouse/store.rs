@@ -40,28 +40,34 @@ ORDER BY SKU_ID, DATE LIMIT $7";
 const EDIT_COLUMNS: &str = "SKU_ID, CAST(DATE AS VARCHAR), CAST(QUANTITY AS VARCHAR), \
 NOTE, CAST(VERSION AS BIGINT), EDITED_BY, epoch_us(EDITED_AT)";
 
-/// Upserts one edit. Parameters: tenant, sku, date, quantity, note, version, user, time,
-/// change id, previous quantity.
-const UPSERT_EDIT: &str = "\
+/// Inserts a cell's first edit. Parameters: tenant, sku, date, quantity, note, version,
+/// user, time, change id, previous quantity.
+const INSERT_EDIT: &str = "\
 INSERT INTO SNOWCAST.APP.MANUAL_EDITS_HT \
 (TENANT_ID, SKU_ID, DATE, QUANTITY, NOTE, VERSION, EDITED_BY, EDITED_AT, CHANGE_ID, \
 PREVIOUS_QUANTITY) \
 VALUES ($1, $2, CAST($3 AS DATE), CAST($4 AS DECIMAL(15, 4)), $5, $6, $7, \
-CAST($8 AS TIMESTAMPTZ), $9, CAST($10 AS DECIMAL(15, 4))) \
-ON CONFLICT (TENANT_ID, SKU_ID, DATE) DO UPDATE SET QUANTITY = EXCLUDED.QUANTITY, \
-NOTE = EXCLUDED.NOTE, VERSION = EXCLUDED.VERSION, EDITED_BY = EXCLUDED.EDITED_BY, \
-EDITED_AT = EXCLUDED.EDITED_AT, CHANGE_ID = EXCLUDED.CHANGE_ID, \
-PREVIOUS_QUANTITY = EXCLUDED.PREVIOUS_QUANTITY";
+CAST($8 AS TIMESTAMPTZ), $9, CAST($10 AS DECIMAL(15, 4)))";
 
-/// Appends a history entry, numbered after the last one. Parameters: tenant, sku, date,
-/// op, old quantity, new quantity, note, version, user, time. Returns the number.
+/// Replaces a cell's edit, with the parameters of [`INSERT_EDIT`]. The store has just read
+/// the row under its write lock, so it knows which of the two applies: an UPDATE in place
+/// costs DuckDB a third of `INSERT .. ON CONFLICT`, which deletes and reinserts the row.
+const UPDATE_EDIT: &str = "\
+UPDATE SNOWCAST.APP.MANUAL_EDITS_HT SET QUANTITY = CAST($4 AS DECIMAL(15, 4)), NOTE = $5, \
+VERSION = $6, EDITED_BY = $7, EDITED_AT = CAST($8 AS TIMESTAMPTZ), CHANGE_ID = $9, \
+PREVIOUS_QUANTITY = CAST($10 AS DECIMAL(15, 4)) \
+WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)";
+
+/// Appends a history entry, numbered by the history's sequence (`EDIT_HISTORY_SEQ`).
+/// Parameters: tenant, sku, date, op, old quantity, new quantity, note, version, user,
+/// time. Returns the number.
 const RECORD_CHANGE: &str = "\
 INSERT INTO SNOWCAST.APP.EDIT_HISTORY \
 (SEQ, TENANT_ID, SKU_ID, DATE, OP, OLD_QUANTITY, NEW_QUANTITY, NOTE, VERSION, EDITED_BY, \
 EDITED_AT, CHANGE_ID) \
 SELECT numbered.SEQ, $1, $2, CAST($3 AS DATE), $4, CAST($5 AS DECIMAL(15, 4)), \
 CAST($6 AS DECIMAL(15, 4)), $7, $8, $9, CAST($10 AS TIMESTAMPTZ), 'local-' || numbered.SEQ \
-FROM (SELECT COALESCE(MAX(SEQ), 0) + 1 AS SEQ FROM SNOWCAST.APP.EDIT_HISTORY) numbered \
+FROM (SELECT nextval('SNOWCAST.APP.EDIT_HISTORY_SEQ') AS SEQ) numbered \
 RETURNING CAST(SEQ AS BIGINT)";
 
 /// The forecast store on the warehouse's API connection.
@@ -220,7 +226,12 @@ fn apply(
             at: now,
         },
     )?;
-    connection.prepare_cached(UPSERT_EDIT)?.execute(params![
+    let write = if old_quantity.is_some() {
+        UPDATE_EDIT
+    } else {
+        INSERT_EDIT
+    };
+    connection.prepare_cached(write)?.execute(params![
         tenant.as_str(),
         input.cell.sku_id.as_str(),
         input.cell.date.to_string(),
@@ -649,5 +660,56 @@ mod tests {
         let history = store.history(&acme, &query).await.unwrap();
         assert_eq!(history.items.len(), 1);
         assert_eq!(history.items[0].new_quantity.unwrap().to_string(), "7.5");
+    }
+
+    #[tokio::test]
+    async fn the_history_numbers_on_after_a_reopen_and_in_a_warehouse_older_than_its_sequence() {
+        let (dir, warehouse) = seeded();
+        let acme = TenantId::new("acme").unwrap();
+        async fn put(warehouse: &Warehouse, quantity: &str) {
+            let cell = scenario::edit("SKU-1", 2, quantity, None);
+            let store = DuckDbForecastStore::new(warehouse.api());
+            let acme = TenantId::new("acme").unwrap();
+            store.put_edit(&acme, "ann", &cell, None).await.unwrap();
+        }
+        put(&warehouse, "1").await;
+        put(&warehouse, "2").await;
+        drop(warehouse);
+        put(&Warehouse::open(dir.path()).unwrap(), "3").await;
+        // A data directory from before the sequence existed: its history has numbers, the
+        // sequence is made on open and must not hand them out again.
+        let warehouse = Warehouse::open(dir.path()).unwrap();
+        warehouse
+            .api()
+            .lock()
+            .unwrap()
+            .execute_batch("DROP SEQUENCE SNOWCAST.APP.EDIT_HISTORY_SEQ")
+            .unwrap();
+        drop(warehouse);
+        let store = DuckDbForecastStore::new(Warehouse::open(dir.path()).unwrap().api());
+        store
+            .revert_edit(
+                &acme,
+                "ann",
+                &scenario::edit("SKU-1", 2, "3", None).cell,
+                None,
+            )
+            .await
+            .unwrap();
+        let query = HistoryQuery {
+            sku_id: None,
+            range: scenario::range(),
+            limit: 10,
+            after: None,
+        };
+        let numbers: Vec<i64> = store
+            .history(&acme, &query)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|entry| entry.seq)
+            .collect();
+        assert_eq!(numbers, [1, 2, 3, 4]);
     }
 }

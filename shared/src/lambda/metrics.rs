@@ -4,7 +4,16 @@
 //! Dimensions are kept to low-cardinality values (function, dataset); the tenant and the
 //! key go in as properties, searchable in Logs Insights without multiplying metric series.
 
+use std::{
+    fs::File,
+    io::Write,
+    path::Path,
+    sync::{Mutex, OnceLock},
+};
+
 use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
 
 /// Namespace of every snowcast metric.
 pub const NAMESPACE: &str = "snowcast";
@@ -107,10 +116,36 @@ impl MetricRecord {
         Value::Object(root)
     }
 
-    /// Writes the record to stdout, where the Lambda log agent picks it up.
+    /// Writes the record to stdout, where the Lambda log agent picks it up, or to the file
+    /// chosen by [`emit_to_file`].
     pub fn emit(&self) {
-        println!("{}", self.to_json(chrono::Utc::now().timestamp_millis()));
+        let line = self.to_json(chrono::Utc::now().timestamp_millis());
+        match FILE.get() {
+            Some(file) => {
+                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(error) = writeln!(file, "{line}") {
+                    tracing::warn!(%error, "a metric record was not written");
+                }
+            }
+            None => println!("{line}"),
+        }
     }
+}
+
+/// Where [`MetricRecord::emit`] appends, when not stdout.
+static FILE: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// From now on, this process's records are appended to `path` instead of stdout: the
+/// local stack keeps its terminal for people. The first call wins.
+pub fn emit_to_file(path: &Path) -> Result<()> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    // A second call keeps the first file: records never split between two.
+    let _ = FILE.set(Mutex::new(file));
+    Ok(())
 }
 
 #[cfg(test)]

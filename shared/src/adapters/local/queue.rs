@@ -155,10 +155,16 @@ impl LocalQueue {
         let mut received = Vec::with_capacity(visible.len());
         for id in visible {
             let path = self.path(&id);
-            let mut stored: Stored = serde_json::from_slice(
-                &fs::read(&path)
-                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
-            )?;
+            let mut stored = match read_stored(&path) {
+                Ok(stored) => stored,
+                // Damaged outside the queue (it writes whole files by rename): set aside
+                // as it is, so the messages behind it still flow.
+                Err(error) => {
+                    tracing::error!(%error, "unreadable message");
+                    self.bury(&mut state, &id)?;
+                    continue;
+                }
+            };
             if stored
                 .receiver
                 .is_some_and(|receiver| receiver != self.instance)
@@ -168,13 +174,7 @@ impl LocalQueue {
                 stored.receive_count = stored.receive_count.saturating_sub(1);
             }
             if stored.receive_count >= self.settings.max_receives {
-                let dead = self.dead_letters.join(format!("{id}.json"));
-                fs::rename(&path, &dead).map_err(|e| {
-                    Error::io(format!("moving {} to the dead letters", path.display()), e)
-                })?;
-                sync_dir(&self.messages)?;
-                state.ids.remove(&id);
-                tracing::warn!(queue = %self.messages.display(), id, "message moved to the dead letters");
+                self.bury(&mut state, &id)?;
                 continue;
             }
             // The count is saved before delivery: a handler that fails uses up a receive,
@@ -215,7 +215,8 @@ impl LocalQueue {
         self.len() == 0
     }
 
-    /// Bodies of the messages that ran out of receives, oldest first.
+    /// Bodies of the messages that ran out of receives, oldest first; a file that is not
+    /// a message (damaged outside the queue) as its text.
     pub fn dead_letters(&self) -> Result<Vec<String>> {
         let mut entries: Vec<PathBuf> = read_dir(&self.dead_letters)?
             .into_iter()
@@ -228,9 +229,30 @@ impl LocalQueue {
             .map(|path| {
                 let bytes = fs::read(path)
                     .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-                Ok(serde_json::from_slice::<Stored>(&bytes)?.body)
+                Ok(serde_json::from_slice::<Stored>(&bytes)
+                    .map_or_else(|_| String::from_utf8_lossy(&bytes).into_owned(), |s| s.body))
             })
             .collect()
+    }
+
+    /// Moves message `id` to the dead letters.
+    fn bury(&self, state: &mut State, id: &str) -> Result<()> {
+        let path = self.path(id);
+        let dead = self.dead_letters.join(format!("{id}.json"));
+        match fs::rename(&path, &dead) {
+            Ok(()) => sync_dir(&self.messages)?,
+            // Removed from outside: nothing is left to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("moving {} to the dead letters", path.display()),
+                    e,
+                ));
+            }
+        }
+        state.ids.remove(id);
+        tracing::warn!(queue = %self.messages.display(), id, "message moved to the dead letters");
+        Ok(())
     }
 
     fn path(&self, id: &str) -> PathBuf {
@@ -251,6 +273,12 @@ impl LoadQueue for LocalQueue {
     async fn send(&self, message: &LoadMessage) -> Result<String> {
         self.send_body(&serde_json::to_string(message)?)
     }
+}
+
+fn read_stored(path: &Path) -> Result<Stored> {
+    let bytes = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid("queue message", format!("{}: {e}", path.display())))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>> {

@@ -10,9 +10,10 @@
 //! `SNOWCAST` and the fully qualified names of the DDL resolve unchanged.
 //!
 //! DuckDB is synchronous: every call runs on tokio's blocking pool, holding one of two
-//! connections: one for loads and model refreshes (long), one for the API (short), so a
-//! large load never queues an edit behind it. Writes on each connection are serialised by
-//! its lock, which is what makes the store's version checks atomic.
+//! connections: one for loads, model refreshes and the quota monitor's scans (long), one
+//! for the API (short), so a large load never queues an edit behind it. Writes on each
+//! connection are serialised by its lock, which is what makes the store's version checks
+//! atomic.
 
 pub mod loader;
 pub mod store;
@@ -86,7 +87,7 @@ impl Warehouse {
         })
     }
 
-    /// The connection loads and model refreshes take turns on.
+    /// The connection loads, model refreshes and the quota monitor take turns on.
     pub fn loads(&self) -> Shared {
         self.loads.clone()
     }

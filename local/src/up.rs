@@ -645,10 +645,6 @@ fn s3_error(status: http::StatusCode, code: &str, message: &str) -> HttpResponse
     response
 }
 
-/// The bronze key a request creates an object at, and S3's event name for it: PutObject
-/// (and CopyObject) is a PUT on `/bronze/<key>` that is not an upload part;
-/// CompleteMultipartUpload is a POST with an `uploadId`. Path-style addressing only (what
-/// the SDKs use for an endpoint given by IP address).
 /// Query parameters of an object PUT that does not create the object: an upload part, or
 /// its ACL, tags, retention or legal hold.
 const NOT_CREATING: [&str; 6] = [
@@ -660,6 +656,10 @@ const NOT_CREATING: [&str; 6] = [
     "legal-hold",
 ];
 
+/// The bronze key a request creates an object at, and S3's event name for it: PutObject
+/// (and CopyObject) is a PUT on `/bronze/<key>` that is not an upload part;
+/// CompleteMultipartUpload is a POST with an `uploadId`. Path-style addressing only (what
+/// the SDKs use for an endpoint given by IP address).
 fn created_key<B>(request: &http::Request<B>) -> Option<(String, &'static str)> {
     let uri = request.uri();
     let raw = uri.path().strip_prefix(&format!("/{BRONZE}/"))?;

@@ -82,6 +82,26 @@ fn a_damaged_message_file_goes_to_the_dead_letters_and_the_rest_flow() {
 }
 
 #[test]
+fn a_message_that_cannot_be_read_now_is_kept_not_buried() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = LocalQueue::open(dir.path(), settings(60_000, 3))
+        .unwrap()
+        .send_body("kept")
+        .unwrap();
+    // A read that fails for a reason other than the content (here: a directory where the
+    // file was) is an error of the receive; the message is not set aside.
+    let file = dir.path().join("messages").join(format!("{id}.json"));
+    std::fs::rename(&file, dir.path().join("saved")).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let queue = LocalQueue::open(dir.path(), settings(60_000, 3)).unwrap();
+    assert!(queue.receive(10).is_err());
+    assert!(queue.dead_letters().unwrap().is_empty());
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::rename(dir.path().join("saved"), &file).unwrap();
+    assert_eq!(queue.receive(10).unwrap()[0].body, "kept");
+}
+
+#[test]
 fn a_process_that_dies_loses_nothing_and_its_interrupted_delivery_is_not_counted() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -155,12 +155,22 @@ impl LocalQueue {
         let mut received = Vec::with_capacity(visible.len());
         for id in visible {
             let path = self.path(&id);
-            let mut stored = match read_stored(&path) {
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                // Removed from outside: nothing is left to deliver.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    state.ids.remove(&id);
+                    continue;
+                }
+                // Perhaps passing (no file handles left): the message stays for later.
+                Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            };
+            let mut stored = match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => stored,
                 // Damaged outside the queue (it writes whole files by rename): set aside
                 // as it is, so the messages behind it still flow.
                 Err(error) => {
-                    tracing::error!(%error, "unreadable message");
+                    tracing::error!(%error, path = %path.display(), "unreadable message");
                     self.bury(&mut state, &id)?;
                     continue;
                 }
@@ -273,12 +283,6 @@ impl LoadQueue for LocalQueue {
     async fn send(&self, message: &LoadMessage) -> Result<String> {
         self.send_body(&serde_json::to_string(message)?)
     }
-}
-
-fn read_stored(path: &Path) -> Result<Stored> {
-    let bytes = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid("queue message", format!("{}: {e}", path.display())))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>> {

@@ -155,25 +155,8 @@ impl LocalQueue {
         let mut received = Vec::with_capacity(visible.len());
         for id in visible {
             let path = self.path(&id);
-            let bytes = match fs::read(&path) {
-                Ok(bytes) => bytes,
-                // Removed from outside: nothing is left to deliver.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    state.ids.remove(&id);
-                    continue;
-                }
-                // Perhaps passing (no file handles left): the message stays for later.
-                Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-            };
-            let mut stored = match serde_json::from_slice::<Stored>(&bytes) {
-                Ok(stored) => stored,
-                // Damaged outside the queue (it writes whole files by rename): set aside
-                // as it is, so the messages behind it still flow.
-                Err(error) => {
-                    tracing::error!(%error, path = %path.display(), "unreadable message");
-                    self.bury(&mut state, &id)?;
-                    continue;
-                }
+            let Some(mut stored) = self.read(&mut state, &id)? else {
+                continue;
             };
             if stored
                 .receiver
@@ -243,6 +226,30 @@ impl LocalQueue {
                     .map_or_else(|_| String::from_utf8_lossy(&bytes).into_owned(), |s| s.body))
             })
             .collect()
+    }
+
+    /// Message `id`'s file, or `None` when there is nothing to deliver: it was removed
+    /// from outside, or it was damaged there (the queue writes whole files by rename) and
+    /// is set aside as it is, so the messages behind it still flow. A read that fails for
+    /// another reason, perhaps passing (no file handles left), is an error and keeps it.
+    fn read(&self, state: &mut State, id: &str) -> Result<Option<Stored>> {
+        let path = self.path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                state.ids.remove(id);
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(stored) => Ok(Some(stored)),
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "unreadable message");
+                self.bury(state, id)?;
+                Ok(None)
+            }
+        }
     }
 
     /// Moves message `id` to the dead letters.

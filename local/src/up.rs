@@ -261,10 +261,10 @@ mod warehouse {
         let loader = DuckDbLoader::new(warehouse.loads(), layout.objects.join(SILVER)).await?;
         let notifier = Notifier::new(Arc::new(loader));
         let issuer = Arc::new(LocalIssuer::open(root)?);
-        let store = Arc::new(DuckDbForecastStore::new(warehouse.api()));
+        let store = Arc::new(DuckDbForecastStore::open(warehouse.api()).await?);
         let requests = Arc::new(RequestLog::default());
         let (router, generations) = serve::router(
-            store,
+            store.clone(),
             issuer.clone(),
             requests.clone(),
             ServingConfig::from_env()?,
@@ -298,15 +298,19 @@ mod warehouse {
             }
             None => Box::pin(std::future::pending()),
         };
-        let connection = warehouse.loads();
         // Marks left by a process that stopped between a load and its refresh.
-        refresh(&connection, &generations).await;
+        let drafts = Drafts {
+            connection: warehouse.loads(),
+            store,
+            generations,
+        };
+        drafts.refresh().await;
         let load = async move {
             drain(&loads, LOAD_BATCH, |event| {
-                let (notifier, connection, generations) = (&notifier, &connection, &generations);
+                let (notifier, drafts) = (&notifier, &drafts);
                 async move {
                     let answer = notifier.handle(event).await;
-                    refresh(connection, generations).await;
+                    drafts.refresh().await;
                     answer
                 }
             })
@@ -361,17 +365,33 @@ mod warehouse {
         })
     }
 
-    /// Rebuilds the draft of tenants with new sales; their cached pages are then stale.
-    async fn refresh(connection: &Shared, generations: &Arc<TieredGenerations>) {
-        match refresh_drafts(connection).await {
-            Ok(tenants) => {
-                for tenant in tenants {
-                    tracing::info!(tenant = tenant.as_str(), "draft rebuilt");
-                    generations.bump(&tenant).await;
+    /// What a model refresh changes: the warehouse's drafts, the API store's copy of them and
+    /// the generations of the tenants' cached pages.
+    struct Drafts {
+        connection: Shared,
+        store: Arc<DuckDbForecastStore>,
+        generations: Arc<TieredGenerations>,
+    }
+
+    impl Drafts {
+        /// Rebuilds the draft of tenants with new sales; the store reads it again, and their
+        /// cached pages are then stale.
+        async fn refresh(&self) {
+            let tenants = match refresh_drafts(&self.connection).await {
+                Ok(tenants) => tenants,
+                Err(error) => {
+                    return tracing::error!(
+                        %error,
+                        "the model refresh failed; it runs again after the next load"
+                    );
                 }
+            };
+            if let Err(error) = self.store.reload_drafts(&tenants).await {
+                tracing::error!(%error, "the API could not read the new draft");
             }
-            Err(error) => {
-                tracing::error!(%error, "the model refresh failed; it runs again after the next load")
+            for tenant in tenants {
+                tracing::info!(tenant = tenant.as_str(), "draft rebuilt");
+                self.generations.bump(&tenant).await;
             }
         }
     }

@@ -1,19 +1,31 @@
-//! The forecast store on the local warehouse: `V_FORECAST` and the app tables of
+//! The forecast store on the local warehouse: the app tables of
 //! `infra/snowflake/06_app_tables.sql` in DuckDB, with the guarantees of the port (see
 //! `snowcast::ports::forecast`). What the Snowflake procedures do in one transaction
 //! (`07_app_procedures.sql`) is done here in one DuckDB transaction, on the API's
 //! connection, whose lock makes a version check and its write one step.
 //!
+//! Pages of `V_FORECAST` are read from a copy of the two tables it joins, held in memory
+//! ([`ForecastCells`], the memory twin's own read): read at open, kept in step by every
+//! write here once it commits, and by [`DuckDbForecastStore::reload_drafts`] after a model
+//! refresh. DuckDB spends milliseconds planning and running a join for one cell; the copy
+//! answers in microseconds, which is what makes an edit visible on the next read within the
+//! stack's latency goal (BENCHMARKS.md). It costs about 100 bytes a cell: 10,000 SKUs of
+//! 90 days are about 90 MB. A test holds the copy's pages to the view's.
+//!
 //! Values cross the boundary as text or integers, never spliced into SQL: dates as ISO
 //! text, quantities as their exact decimal text, timestamps as RFC 3339 in and as
 //! microseconds out.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use duckdb::{Connection, Row, params};
 use snowcast::{
+    adapters::memory::cells::{Cells, ForecastCells},
     domain::forecast::{
         Cell, DailySales, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
         HistoryQuery, Note, Op, Quantity, SalesQuery, SkuId, TenantId, Version,
@@ -24,17 +36,10 @@ use snowcast::{
 
 use super::{Shared, blocking, failed};
 
-/// A page of `V_FORECAST`. Parameters: tenant, from, to, sku (NULL: all), cursor sku and
-/// date (NULL: first page), limit.
-const FORECAST_PAGE: &str = "\
-SELECT SKU_ID, CAST(DATE AS VARCHAR), CAST(DRAFT_QUANTITY AS VARCHAR), \
-CAST(MANUAL_QUANTITY AS VARCHAR), CAST(VERSION AS BIGINT), NOTE, EDITED_BY, \
-epoch_us(EDITED_AT) \
-FROM SNOWCAST.APP.V_FORECAST \
-WHERE TENANT_ID = $1 AND DATE BETWEEN CAST($2 AS DATE) AND CAST($3 AS DATE) \
-AND ($4 IS NULL OR SKU_ID = $4) \
-AND ($5 IS NULL OR SKU_ID > $5 OR (SKU_ID = $5 AND DATE > CAST($6 AS DATE))) \
-ORDER BY SKU_ID, DATE LIMIT $7";
+/// The drafts of one tenant (parameter: tenant) or, with NULL, of all.
+const DRAFTS: &str = "\
+SELECT TENANT_ID, SKU_ID, CAST(DATE AS VARCHAR), CAST(DRAFT_QUANTITY AS VARCHAR) \
+FROM SNOWCAST.ANALYTICS.FORECAST_DRAFT WHERE $1 IS NULL OR TENANT_ID = $1";
 
 /// The columns of an edit, in the order [`edit_of`] reads them.
 const EDIT_COLUMNS: &str = "SKU_ID, CAST(DATE AS VARCHAR), CAST(QUANTITY AS VARCHAR), \
@@ -49,9 +54,9 @@ PREVIOUS_QUANTITY) \
 VALUES ($1, $2, CAST($3 AS DATE), CAST($4 AS DECIMAL(15, 4)), $5, $6, $7, \
 CAST($8 AS TIMESTAMPTZ), $9, CAST($10 AS DECIMAL(15, 4)))";
 
-/// Replaces a cell's edit, with the parameters of [`INSERT_EDIT`]. The store has just read
-/// the row under its write lock, so it knows which of the two applies: an UPDATE in place
-/// costs DuckDB a third of `INSERT .. ON CONFLICT`, which deletes and reinserts the row.
+/// Replaces a cell's edit, with the parameters of [`INSERT_EDIT`]. The store knows which
+/// of the two applies: an UPDATE in place costs DuckDB a third of `INSERT .. ON CONFLICT`,
+/// which deletes and reinserts the row.
 const UPDATE_EDIT: &str = "\
 UPDATE SNOWCAST.APP.MANUAL_EDITS_HT SET QUANTITY = CAST($4 AS DECIMAL(15, 4)), NOTE = $5, \
 VERSION = $6, EDITED_BY = $7, EDITED_AT = CAST($8 AS TIMESTAMPTZ), CHANGE_ID = $9, \
@@ -73,13 +78,124 @@ RETURNING CAST(SEQ AS BIGINT)";
 /// The forecast store on the warehouse's API connection.
 pub struct DuckDbForecastStore {
     connection: Shared,
+    /// The drafts and edits `V_FORECAST` joins. Writers change it after their commit and
+    /// while they still hold the connection, so it never runs ahead of the tables and no
+    /// other writer sees it behind them.
+    cells: Arc<Mutex<ForecastCells>>,
 }
 
 impl DuckDbForecastStore {
-    /// Over `connection` (the warehouse's API connection).
-    pub fn new(connection: Shared) -> Self {
-        DuckDbForecastStore { connection }
+    /// Over `connection` (the warehouse's API connection), with its drafts and edits read.
+    pub async fn open(connection: Shared) -> Result<Self> {
+        let cells = blocking(&connection, "reading the forecast", |connection| {
+            let context = "reading the forecast";
+            let mut cells = ForecastCells::default();
+            for (tenant, drafts) in drafts(connection, None).map_err(failed(context))? {
+                cells.replace_drafts(&tenant, drafts);
+            }
+            let mut statement = connection
+                .prepare(&format!(
+                    "SELECT TENANT_ID, {EDIT_COLUMNS} FROM SNOWCAST.APP.MANUAL_EDITS_HT"
+                ))
+                .map_err(failed(context))?;
+            let edits = statement
+                .query_map([], |row| {
+                    let tenant = stored(0, TenantId::new(&row.get::<_, String>(0)?))?;
+                    Ok((tenant, edit_of(row, 1)?))
+                })
+                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+                .map_err(failed(context))?;
+            for (tenant, edit) in edits {
+                cells.set_edit(&tenant, edit);
+            }
+            Ok(cells)
+        })
+        .await?;
+        Ok(DuckDbForecastStore {
+            connection,
+            cells: Arc::new(Mutex::new(cells)),
+        })
     }
+
+    /// Reads again the drafts of `tenants`, which a model refresh has rebuilt.
+    pub async fn reload_drafts(&self, tenants: &[TenantId]) -> Result<()> {
+        let (cells, tenants) = (self.cells.clone(), tenants.to_vec());
+        blocking(&self.connection, "reading the draft", move |connection| {
+            for tenant in tenants {
+                let mut drafts =
+                    drafts(connection, Some(&tenant)).map_err(failed("reading the draft"))?;
+                lock(&cells).replace_drafts(&tenant, drafts.remove(&tenant).unwrap_or_default());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `write` in one transaction, given the cells as they stand, then applies the
+    /// changes it returns to the cells once the transaction has committed.
+    async fn write<T, F>(&self, context: &'static str, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Mutex<ForecastCells>) -> duckdb::Result<(T, Vec<Change>)>
+            + Send
+            + 'static,
+    {
+        let cells = self.cells.clone();
+        blocking(&self.connection, context, move |connection| {
+            let transaction = connection.transaction().map_err(failed(context))?;
+            let (outcome, changes) = write(&transaction, &cells).map_err(failed(context))?;
+            transaction.commit().map_err(failed(context))?;
+            let mut cells = lock(&cells);
+            for change in changes {
+                match change {
+                    Change::Set(tenant, edit) => cells.set_edit(&tenant, edit),
+                    Change::Remove(tenant, cell) => {
+                        cells.remove_edit(&tenant, &cell);
+                    }
+                }
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+}
+
+/// A change a committed write makes to the cells.
+enum Change {
+    Set(TenantId, Edit),
+    Remove(TenantId, Cell),
+}
+
+/// The time of a change, to the microsecond the warehouse keeps (as it will read back).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The cells, whatever a panicking holder left: each change is one insert or removal.
+fn lock(cells: &Mutex<ForecastCells>) -> MutexGuard<'_, ForecastCells> {
+    cells
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The drafts of `tenant` (or of every tenant), by tenant.
+fn drafts(
+    connection: &Connection,
+    tenant: Option<&TenantId>,
+) -> duckdb::Result<BTreeMap<TenantId, Cells<Quantity>>> {
+    let mut statement = connection.prepare_cached(DRAFTS)?;
+    let mut rows = statement.query(params![tenant.map(TenantId::as_str)])?;
+    let mut drafts: BTreeMap<TenantId, Cells<Quantity>> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let tenant = stored(0, TenantId::new(&row.get::<_, String>(0)?))?;
+        let sku = stored(1, SkuId::new(&row.get::<_, String>(1)?))?;
+        let quantity = required(3, quantity_at(row, 3)?)?;
+        drafts
+            .entry(tenant)
+            .or_default()
+            .insert((sku, date_at(row, 2)?), quantity);
+    }
+    Ok(drafts)
 }
 
 /// A row's date column (read as ISO text).
@@ -140,26 +256,8 @@ fn edit_of(row: &Row<'_>, at: usize) -> duckdb::Result<Edit> {
     })
 }
 
-/// The cell's edit, if it has one.
-fn current_edit(
-    connection: &Connection,
-    tenant: &TenantId,
-    cell: &Cell,
-) -> duckdb::Result<Option<Edit>> {
-    let mut statement = connection.prepare_cached(&format!(
-        "SELECT {EDIT_COLUMNS} FROM SNOWCAST.APP.MANUAL_EDITS_HT \
-         WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)"
-    ))?;
-    let mut rows = statement.query(params![
-        tenant.as_str(),
-        cell.sku_id.as_str(),
-        cell.date.to_string()
-    ])?;
-    rows.next()?.map(|row| edit_of(row, 0)).transpose()
-}
-
 /// One history entry's values.
-struct Change<'a> {
+struct HistoryChange<'a> {
     tenant: &'a TenantId,
     cell: &'a Cell,
     op: Op,
@@ -172,7 +270,7 @@ struct Change<'a> {
 }
 
 /// Appends `change` to the history; returns its number.
-fn record(connection: &Connection, change: &Change<'_>) -> duckdb::Result<i64> {
+fn record(connection: &Connection, change: &HistoryChange<'_>) -> duckdb::Result<i64> {
     connection.prepare_cached(RECORD_CHANGE)?.query_row(
         params![
             change.tenant.as_str(),
@@ -190,19 +288,20 @@ fn record(connection: &Connection, change: &Change<'_>) -> duckdb::Result<i64> {
     )
 }
 
-/// Applies one edit without a version check (the caller checked), as the memory twin
-/// and the Snowflake procedure do: unchanged when quantity and note are the same.
+/// Writes one edit over `old` (the cell's current edit) without a version check (the
+/// caller checked), as the memory twin and the Snowflake procedure do: unchanged when
+/// quantity and note are the same.
 fn apply(
     connection: &Connection,
-    tenant: &TenantId,
-    user: &str,
+    (tenant, user): (&TenantId, &str),
     input: &EditInput,
+    old: Option<Edit>,
     now: DateTime<Utc>,
 ) -> duckdb::Result<PutOutcome> {
-    let old = current_edit(connection, tenant, &input.cell)?;
     if let Some(old) = old.as_ref().filter(|old| old.same_as(input)) {
         return Ok(PutOutcome::Unchanged(old.clone()));
     }
+    let old_quantity = old.as_ref().map(|old| old.quantity);
     let edit = Edit {
         cell: input.cell.clone(),
         quantity: input.quantity,
@@ -211,10 +310,9 @@ fn apply(
         edited_by: user.to_string(),
         edited_at: now,
     };
-    let old_quantity = old.map(|old| old.quantity);
     let seq = record(
         connection,
-        &Change {
+        &HistoryChange {
             tenant,
             cell: &input.cell,
             op: Op::Put,
@@ -226,7 +324,7 @@ fn apply(
             at: now,
         },
     )?;
-    let write = if old_quantity.is_some() {
+    let write = if old.is_some() {
         UPDATE_EDIT
     } else {
         INSERT_EDIT
@@ -246,6 +344,17 @@ fn apply(
     Ok(PutOutcome::Applied(edit))
 }
 
+/// The cells' changes for `outcomes` of `tenant`'s edits.
+fn applied(tenant: &TenantId, outcomes: &[PutOutcome]) -> Vec<Change> {
+    outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            PutOutcome::Applied(edit) => Some(Change::Set(tenant.clone(), edit.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[async_trait]
 impl ForecastRead for DuckDbForecastStore {
     async fn forecast(
@@ -253,62 +362,7 @@ impl ForecastRead for DuckDbForecastStore {
         tenant: &TenantId,
         query: &ForecastQuery,
     ) -> Result<Page<ForecastRow>> {
-        let (tenant, query) = (tenant.clone(), query.clone());
-        blocking(
-            &self.connection,
-            "reading the forecast",
-            move |connection| {
-                let mut statement = connection
-                    .prepare_cached(FORECAST_PAGE)
-                    .map_err(failed("reading the forecast"))?;
-                let after = query.after.as_ref();
-                let mut items = statement
-                    .query_map(
-                        params![
-                            tenant.as_str(),
-                            query.range.from.to_string(),
-                            query.range.to.to_string(),
-                            query.sku_id.as_ref().map(SkuId::as_str),
-                            after.map(|cell| cell.sku_id.as_str()),
-                            after.map(|cell| cell.date.to_string()),
-                            (query.limit + 1) as i64,
-                        ],
-                        |row| {
-                            let cell = Cell {
-                                sku_id: stored(0, SkuId::new(&row.get::<_, String>(0)?))?,
-                                date: date_at(row, 1)?,
-                            };
-                            let draft = quantity_at(row, 2)?;
-                            let edit = match quantity_at(row, 3)? {
-                                Some(quantity) => {
-                                    let note: Option<String> = row.get(5)?;
-                                    Some(Edit {
-                                        cell: cell.clone(),
-                                        quantity,
-                                        note: note.map(|n| stored(5, Note::new(&n))).transpose()?,
-                                        version: row.get(4)?,
-                                        edited_by: required(6, row.get(6)?)?,
-                                        edited_at: required(7, time_at(row, 7)?)?,
-                                    })
-                                }
-                                None => None,
-                            };
-                            Ok(ForecastRow::join(
-                                cell,
-                                draft,
-                                edit.as_ref(),
-                                query.show_manual,
-                            ))
-                        },
-                    )
-                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-                    .map_err(failed("reading the forecast"))?;
-                let more = items.len() > query.limit;
-                items.truncate(query.limit);
-                Ok(Page { items, more })
-            },
-        )
-        .await
+        Ok(lock(&self.cells).page(tenant, query))
     }
 
     async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>> {
@@ -355,19 +409,15 @@ impl EditStore for DuckDbForecastStore {
         expected: Option<Version>,
     ) -> Result<PutOutcome> {
         let (tenant, user, edit) = (tenant.clone(), user.to_string(), edit.clone());
-        blocking(&self.connection, "writing an edit", move |connection| {
-            let context = "writing an edit";
-            let transaction = connection.transaction().map_err(failed(context))?;
-            let current = current_edit(&transaction, &tenant, &edit.cell)
-                .map_err(failed(context))?
-                .map_or(0, |edit| edit.version);
+        self.write("writing an edit", move |connection, cells| {
+            let old = lock(cells).edit(&tenant, &edit.cell).cloned();
+            let current = old.as_ref().map_or(0, |old| old.version);
             if expected.is_some_and(|expected| expected != current) {
-                return Ok(PutOutcome::Stale { current });
+                return Ok((PutOutcome::Stale { current }, Vec::new()));
             }
-            let outcome =
-                apply(&transaction, &tenant, &user, &edit, Utc::now()).map_err(failed(context))?;
-            transaction.commit().map_err(failed(context))?;
-            Ok(outcome)
+            let outcome = apply(connection, (&tenant, &user), &edit, old, now())?;
+            let changes = applied(&tenant, std::slice::from_ref(&outcome));
+            Ok((outcome, changes))
         })
         .await
     }
@@ -384,22 +434,19 @@ impl EditStore for DuckDbForecastStore {
             return Err(Error::invalid("edits", "the batch names a cell twice"));
         }
         let (tenant, user, edits) = (tenant.clone(), user.to_string(), edits.to_vec());
-        blocking(
-            &self.connection,
-            "writing a batch of edits",
-            move |connection| {
-                let context = "writing a batch of edits";
-                let transaction = connection.transaction().map_err(failed(context))?;
-                let now = Utc::now();
-                let outcomes = edits
-                    .iter()
-                    .map(|edit| apply(&transaction, &tenant, &user, edit, now))
-                    .collect::<duckdb::Result<Vec<_>>>()
-                    .map_err(failed(context))?;
-                transaction.commit().map_err(failed(context))?;
-                Ok(outcomes)
-            },
-        )
+        self.write("writing a batch of edits", move |connection, cells| {
+            let now = now();
+            // The batch's cells are distinct: each one's old edit is the stored one.
+            let outcomes = edits
+                .iter()
+                .map(|edit| {
+                    let old = lock(cells).edit(&tenant, &edit.cell).cloned();
+                    apply(connection, (&tenant, &user), edit, old, now)
+                })
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            let changes = applied(&tenant, &outcomes);
+            Ok((outcomes, changes))
+        })
         .await
     }
 
@@ -411,20 +458,18 @@ impl EditStore for DuckDbForecastStore {
         expected: Option<Version>,
     ) -> Result<RevertOutcome> {
         let (tenant, user, cell) = (tenant.clone(), user.to_string(), cell.clone());
-        blocking(&self.connection, "reverting an edit", move |connection| {
-            let context = "reverting an edit";
-            let transaction = connection.transaction().map_err(failed(context))?;
-            let old = current_edit(&transaction, &tenant, &cell).map_err(failed(context))?;
+        self.write("reverting an edit", move |connection, cells| {
+            let old = lock(cells).edit(&tenant, &cell).cloned();
             let current = old.as_ref().map_or(0, |edit| edit.version);
             if expected.is_some_and(|expected| expected != current) {
-                return Ok(RevertOutcome::Stale { current });
+                return Ok((RevertOutcome::Stale { current }, Vec::new()));
             }
             let Some(old) = old else {
-                return Ok(RevertOutcome::NotFound);
+                return Ok((RevertOutcome::NotFound, Vec::new()));
             };
             record(
-                &transaction,
-                &Change {
+                connection,
+                &HistoryChange {
                     tenant: &tenant,
                     cell: &cell,
                     op: Op::Delete,
@@ -433,49 +478,21 @@ impl EditStore for DuckDbForecastStore {
                     note: None,
                     version: old.version,
                     user: &user,
-                    at: Utc::now(),
+                    at: now(),
                 },
-            )
-            .map_err(failed(context))?;
-            transaction
-                .execute(
-                    "DELETE FROM SNOWCAST.APP.MANUAL_EDITS_HT \
-                     WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)",
-                    params![tenant.as_str(), cell.sku_id.as_str(), cell.date.to_string()],
-                )
-                .map_err(failed(context))?;
-            transaction.commit().map_err(failed(context))?;
-            Ok(RevertOutcome::Reverted)
+            )?;
+            connection.execute(
+                "DELETE FROM SNOWCAST.APP.MANUAL_EDITS_HT \
+                 WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)",
+                params![tenant.as_str(), cell.sku_id.as_str(), cell.date.to_string()],
+            )?;
+            Ok((RevertOutcome::Reverted, vec![Change::Remove(tenant, cell)]))
         })
         .await
     }
 
     async fn edits(&self, tenant: &TenantId, query: &EditsQuery) -> Result<Vec<Edit>> {
-        let (tenant, query) = (tenant.clone(), query.clone());
-        blocking(&self.connection, "listing edits", move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {EDIT_COLUMNS} FROM SNOWCAST.APP.MANUAL_EDITS_HT \
-                     WHERE TENANT_ID = $1 AND DATE BETWEEN CAST($2 AS DATE) AND CAST($3 AS DATE) \
-                     AND ($4 IS NULL OR SKU_ID = $4) ORDER BY SKU_ID, DATE LIMIT $5"
-                ))
-                .map_err(failed("listing edits"))?;
-            let edits = statement
-                .query_map(
-                    params![
-                        tenant.as_str(),
-                        query.range.from.to_string(),
-                        query.range.to.to_string(),
-                        query.sku_id.as_ref().map(SkuId::as_str),
-                        query.limit as i64,
-                    ],
-                    |row| edit_of(row, 0),
-                )
-                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-                .map_err(failed("listing edits"))?;
-            Ok(edits)
-        })
-        .await
+        Ok(lock(&self.cells).edits(tenant, query))
     }
 
     async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {
@@ -603,6 +620,8 @@ mod scenario;
 mod tests {
     use std::sync::Arc;
 
+    use snowcast::domain::forecast::DateRange;
+
     use super::{scenario, *};
     use crate::warehouse::Warehouse;
 
@@ -631,26 +650,29 @@ mod tests {
     #[tokio::test]
     async fn the_store_keeps_the_ports_promises_on_duckdb() {
         let (_dir, warehouse) = seeded();
-        scenario::exercise(&DuckDbForecastStore::new(warehouse.api())).await;
+        scenario::exercise(&DuckDbForecastStore::open(warehouse.api()).await.unwrap()).await;
     }
 
     #[tokio::test]
     async fn of_two_writers_holding_one_version_one_wins_on_duckdb() {
         let (_dir, warehouse) = seeded();
-        scenario::one_version_one_winner(Arc::new(DuckDbForecastStore::new(warehouse.api()))).await;
+        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        scenario::one_version_one_winner(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn edits_and_history_survive_a_reopen() {
         let (dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::new(warehouse.api());
+        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
         let acme = TenantId::new("acme").unwrap();
         store
             .put_edit(&acme, "ann", &scenario::edit("SKU-1", 2, "7.5", None), None)
             .await
             .unwrap();
         drop((store, warehouse));
-        let store = DuckDbForecastStore::new(Warehouse::open(dir.path()).unwrap().api());
+        let store = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
+            .await
+            .unwrap();
         let query = HistoryQuery {
             sku_id: None,
             range: scenario::range(),
@@ -668,7 +690,7 @@ mod tests {
         let acme = TenantId::new("acme").unwrap();
         async fn put(warehouse: &Warehouse, quantity: &str) {
             let cell = scenario::edit("SKU-1", 2, quantity, None);
-            let store = DuckDbForecastStore::new(warehouse.api());
+            let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
             let acme = TenantId::new("acme").unwrap();
             store.put_edit(&acme, "ann", &cell, None).await.unwrap();
         }
@@ -686,7 +708,9 @@ mod tests {
             .execute_batch("DROP SEQUENCE SNOWCAST.APP.EDIT_HISTORY_SEQ")
             .unwrap();
         drop(warehouse);
-        let store = DuckDbForecastStore::new(Warehouse::open(dir.path()).unwrap().api());
+        let store = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
+            .await
+            .unwrap();
         store
             .revert_edit(
                 &acme,
@@ -711,5 +735,226 @@ mod tests {
             .map(|entry| entry.seq)
             .collect();
         assert_eq!(numbers, [1, 2, 3, 4]);
+    }
+
+    /// A page of `V_FORECAST` itself, as (sku, date, draft, manual, version, note, editor,
+    /// edit time), and whether more follow: what the copy in memory must answer.
+    fn view_page(
+        connection: &Connection,
+        tenant: &TenantId,
+        query: &ForecastQuery,
+    ) -> (Vec<ViewRow>, bool) {
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT SKU_ID, CAST(DATE AS VARCHAR), CAST(DRAFT_QUANTITY AS VARCHAR), \
+                 CAST(MANUAL_QUANTITY AS VARCHAR), CAST(VERSION AS BIGINT), NOTE, EDITED_BY, \
+                 epoch_us(EDITED_AT) FROM SNOWCAST.APP.V_FORECAST \
+                 WHERE TENANT_ID = $1 AND DATE BETWEEN CAST($2 AS DATE) AND CAST($3 AS DATE) \
+                 AND ($4 IS NULL OR SKU_ID = $4) \
+                 AND ($5 IS NULL OR SKU_ID > $5 OR (SKU_ID = $5 AND DATE > CAST($6 AS DATE))) \
+                 ORDER BY SKU_ID, DATE LIMIT $7",
+            )
+            .unwrap();
+        let after = query.after.as_ref();
+        let mut rows: Vec<ViewRow> = statement
+            .query_map(
+                params![
+                    tenant.as_str(),
+                    query.range.from.to_string(),
+                    query.range.to.to_string(),
+                    query.sku_id.as_ref().map(SkuId::as_str),
+                    after.map(|cell| cell.sku_id.as_str()),
+                    after.map(|cell| cell.date.to_string()),
+                    (query.limit + 1) as i64,
+                ],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        quantity_at(row, 2)?,
+                        quantity_at(row, 3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                    ))
+                },
+            )
+            .unwrap()
+            .collect::<duckdb::Result<_>>()
+            .unwrap();
+        let more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        (rows, more)
+    }
+
+    type ViewRow = (
+        String,
+        String,
+        Option<Quantity>,
+        Option<Quantity>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+
+    fn as_view_row(row: &ForecastRow) -> ViewRow {
+        (
+            row.cell.sku_id.as_str().to_string(),
+            row.cell.date.to_string(),
+            row.draft_quantity,
+            row.manual_quantity,
+            row.version,
+            row.note.as_ref().map(|note| note.as_str().to_string()),
+            row.edited_by.clone(),
+            row.edited_at.map(|at| at.timestamp_micros()),
+        )
+    }
+
+    /// A small deterministic generator (no crate needed for a test's shuffling).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    const SKUS: [&str; 5] = ["SKU-1", "SKU-2", "a/b c", "Ü'x", "SKU-10"];
+
+    /// Random edits, batches and reverts over drafted and undrafted cells of two tenants.
+    async fn scramble(store: &DuckDbForecastStore, random: &mut Lcg) {
+        for step in 0..120 {
+            let tenant = TenantId::new(["acme", "globex"][random.below(2) as usize]).unwrap();
+            let sku = SKUS[random.below(SKUS.len() as u64) as usize];
+            let day = 1 + random.below(12) as u32;
+            let quantity = format!("{}.{}", random.below(500), random.below(10_000));
+            let note = (random.below(3) == 0).then(|| format!("step {step}"));
+            match random.below(5) {
+                0 => {
+                    store
+                        .revert_edit(&tenant, "ann", &scenario::cell(sku, day), None)
+                        .await
+                        .unwrap();
+                }
+                1 => {
+                    let batch = [
+                        scenario::edit(sku, day, &quantity, note.as_deref()),
+                        scenario::edit(sku, day + 12, &quantity, None),
+                    ];
+                    store.put_edits(&tenant, "bob", &batch).await.unwrap();
+                }
+                _ => {
+                    let edit = scenario::edit(sku, day, &quantity, note.as_deref());
+                    store.put_edit(&tenant, "cy", &edit, None).await.unwrap();
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_read_in_memory_are_the_pages_of_the_view() {
+        let (_dir, warehouse) = seeded();
+        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        scramble(&store, &mut Lcg(7)).await;
+        let connection = warehouse.api();
+        let widths = [(1, 10), (3, 3), (1, 28), (11, 12)];
+        for tenant in ["acme", "globex", "initech"].map(|t| TenantId::new(t).unwrap()) {
+            for sku in [
+                None,
+                Some("SKU-1"),
+                Some("a/b c"),
+                Some("Ü'x"),
+                Some("none"),
+            ] {
+                for (from, to) in widths {
+                    for (limit, show_manual) in [(1, true), (4, false), (1000, true)] {
+                        let mut query = ForecastQuery {
+                            sku_id: sku.map(|sku| SkuId::new(sku).unwrap()),
+                            range: DateRange::new(scenario::day(from), scenario::day(to)).unwrap(),
+                            show_manual,
+                            limit,
+                            after: None,
+                        };
+                        // Every page, following the cursor as a client does.
+                        loop {
+                            let page = store.forecast(&tenant, &query).await.unwrap();
+                            let expected = view_page(&connection.lock().unwrap(), &tenant, &query);
+                            let rows: Vec<ViewRow> = page.items.iter().map(as_view_row).collect();
+                            assert_eq!((rows, page.more), expected, "{tenant:?} {query:?}");
+                            match page.items.last() {
+                                Some(last) if page.more => query.after = Some(last.cell.clone()),
+                                _ => break,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_copy_in_memory_is_what_a_reopen_reads() {
+        let (dir, warehouse) = seeded();
+        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        scramble(&store, &mut Lcg(11)).await;
+        let live = lock(&store.cells).clone();
+        drop((store, warehouse));
+        let reopened = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
+            .await
+            .unwrap();
+        assert_eq!(*lock(&reopened.cells), live);
+    }
+
+    #[tokio::test]
+    async fn a_rebuilt_draft_is_read_again_for_the_tenants_named() {
+        let (_dir, warehouse) = seeded();
+        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        warehouse
+            .api()
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "UPDATE SNOWCAST.ANALYTICS.FORECAST_DRAFT SET DRAFT_QUANTITY = 3; \
+                 DELETE FROM SNOWCAST.ANALYTICS.FORECAST_DRAFT WHERE SKU_ID = 'SKU-2'",
+            )
+            .unwrap();
+        let query = ForecastQuery {
+            sku_id: None,
+            range: scenario::range(),
+            show_manual: true,
+            limit: 100,
+            after: None,
+        };
+        let drafts = |page: Page<ForecastRow>| -> Vec<String> {
+            page.items
+                .iter()
+                .map(|row| format!("{} {:?}", row.cell.sku_id.as_str(), row.draft_quantity))
+                .collect()
+        };
+        let (acme, globex) = (
+            TenantId::new("acme").unwrap(),
+            TenantId::new("globex").unwrap(),
+        );
+        store
+            .reload_drafts(std::slice::from_ref(&acme))
+            .await
+            .unwrap();
+        let three = Some(Quantity::parse("3").unwrap());
+        assert_eq!(
+            drafts(store.forecast(&acme, &query).await.unwrap()),
+            vec![format!("SKU-1 {three:?}"); 3]
+        );
+        // Not named: still the draft as read before.
+        let old = Some(Quantity::parse("10.5").unwrap());
+        assert_eq!(
+            drafts(store.forecast(&globex, &query).await.unwrap()),
+            vec![format!("SKU-1 {old:?}"); 3]
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    ops::Bound,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -13,21 +12,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{
     domain::forecast::{
-        Cell, DailySales, DateRange, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow,
-        HistoryEntry, HistoryQuery, Note, Op, Quantity, SalesQuery, SkuId, TenantId, Version,
+        Cell, DailySales, Edit, EditInput, EditsQuery, ForecastQuery, ForecastRow, HistoryEntry,
+        HistoryQuery, Note, Op, Quantity, SalesQuery, SkuId, TenantId, Version,
     },
     error::{Error, Result},
     ports::forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
 };
 
-/// A tenant's cells in (sku_id, date) order, as the views are read.
-type Cells<V> = BTreeMap<(SkuId, NaiveDate), V>;
+use super::cells::{Cells, ForecastCells, selects};
 
 #[derive(Debug, Default)]
 struct State {
-    drafts: BTreeMap<TenantId, Cells<Quantity>>,
+    cells: ForecastCells,
     sales: BTreeMap<TenantId, Cells<i64>>,
-    edits: BTreeMap<TenantId, Cells<Edit>>,
     history: BTreeMap<TenantId, Vec<HistoryEntry>>,
     /// The last history position handed out (positions increase across tenants).
     seq: i64,
@@ -59,11 +56,7 @@ impl MemoryForecastStore {
 
     /// Sets a draft quantity, as the gold model would.
     pub fn put_draft(&self, tenant: &TenantId, sku: &SkuId, date: NaiveDate, quantity: Quantity) {
-        self.lock()
-            .drafts
-            .entry(tenant.clone())
-            .or_default()
-            .insert((sku.clone(), date), quantity);
+        self.lock().cells.set_draft(tenant, sku, date, quantity);
     }
 
     /// Sets a day's units sold, as a load would.
@@ -106,10 +99,6 @@ impl MemoryForecastStore {
     }
 }
 
-fn key(cell: &Cell) -> (SkuId, NaiveDate) {
-    (cell.sku_id.clone(), cell.date)
-}
-
 impl State {
     /// Applies one edit (no version check) and records its history entry.
     fn apply(
@@ -119,8 +108,7 @@ impl State {
         input: &EditInput,
         now: DateTime<Utc>,
     ) -> PutOutcome {
-        let edits = self.edits.entry(tenant.clone()).or_default();
-        let old = edits.get(&key(&input.cell));
+        let old = self.cells.edit(tenant, &input.cell);
         if let Some(old) = old.filter(|old| old.same_as(input)) {
             return PutOutcome::Unchanged(old.clone());
         }
@@ -133,7 +121,7 @@ impl State {
             edited_by: user.to_string(),
             edited_at: now,
         };
-        edits.insert(key(&input.cell), edit.clone());
+        self.cells.set_edit(tenant, edit.clone());
         self.record(
             tenant,
             &input.cell,
@@ -172,51 +160,6 @@ impl State {
         };
         self.history.entry(tenant.clone()).or_default().push(entry);
     }
-
-    fn version(&self, tenant: &TenantId, cell: &Cell) -> Version {
-        self.edits
-            .get(tenant)
-            .and_then(|edits| edits.get(&key(cell)))
-            .map_or(0, |edit| edit.version)
-    }
-}
-
-/// Whether a cell is in the days and (if one is named) the SKU a query asks for.
-fn selects(range: &DateRange, wanted: Option<&SkuId>, sku: &SkuId, date: NaiveDate) -> bool {
-    range.contains(date) && wanted.is_none_or(|wanted| wanted == sku)
-}
-
-/// The first `limit` cells of `cells` that `query` selects, in order.
-fn first_cells<V>(
-    cells: Option<&Cells<V>>,
-    query: &ForecastQuery,
-    limit: usize,
-) -> Vec<(SkuId, NaiveDate)> {
-    let Some(cells) = cells else {
-        return Vec::new();
-    };
-    let lower = match (&query.sku_id, &query.after) {
-        (Some(sku), None) => Bound::Included((sku.clone(), query.range.from)),
-        (_, Some(after)) => Bound::Excluded(key(after)),
-        (None, None) => Bound::Unbounded,
-    };
-    let upper = match &query.sku_id {
-        Some(sku) => Bound::Included((sku.clone(), query.range.to)),
-        None => Bound::Unbounded,
-    };
-    // A cursor past the SKU's last day selects nothing (and BTreeMap::range would panic).
-    if let (Bound::Included(low) | Bound::Excluded(low), Bound::Included(high)) = (&lower, &upper)
-        && low > high
-    {
-        return Vec::new();
-    }
-    cells
-        .range((lower, upper))
-        .map(|(key, _)| key)
-        .filter(|(sku, date)| selects(&query.range, query.sku_id.as_ref(), sku, *date))
-        .take(limit)
-        .cloned()
-        .collect()
 }
 
 #[async_trait]
@@ -226,29 +169,7 @@ impl ForecastRead for MemoryForecastStore {
         tenant: &TenantId,
         query: &ForecastQuery,
     ) -> Result<Page<ForecastRow>> {
-        let state = self.call()?;
-        let drafts = state.drafts.get(tenant);
-        let edits = state.edits.get(tenant);
-        // The first limit + 1 of the union lie within the first limit + 1 of each side.
-        let mut keys = first_cells(drafts, query, query.limit + 1);
-        keys.extend(first_cells(edits, query, query.limit + 1));
-        keys.sort();
-        keys.dedup();
-        let more = keys.len() > query.limit;
-        keys.truncate(query.limit);
-        let items = keys
-            .into_iter()
-            .map(|key| {
-                let draft = drafts.and_then(|cells| cells.get(&key)).copied();
-                let edit = edits.and_then(|cells| cells.get(&key));
-                let cell = Cell {
-                    sku_id: key.0,
-                    date: key.1,
-                };
-                ForecastRow::join(cell, draft, edit, query.show_manual)
-            })
-            .collect();
-        Ok(Page { items, more })
+        Ok(self.call()?.cells.page(tenant, query))
     }
 
     async fn sales(&self, tenant: &TenantId, query: &SalesQuery) -> Result<Vec<DailySales>> {
@@ -279,7 +200,7 @@ impl EditStore for MemoryForecastStore {
     ) -> Result<PutOutcome> {
         let now = self.now();
         let mut state = self.call()?;
-        let current = state.version(tenant, &edit.cell);
+        let current = state.cells.version(tenant, &edit.cell);
         if expected.is_some_and(|expected| expected != current) {
             return Ok(PutOutcome::Stale { current });
         }
@@ -314,15 +235,11 @@ impl EditStore for MemoryForecastStore {
     ) -> Result<RevertOutcome> {
         let now = self.now();
         let mut state = self.call()?;
-        let current = state.version(tenant, cell);
+        let current = state.cells.version(tenant, cell);
         if expected.is_some_and(|expected| expected != current) {
             return Ok(RevertOutcome::Stale { current });
         }
-        let removed = state
-            .edits
-            .get_mut(tenant)
-            .and_then(|edits| edits.remove(&key(cell)));
-        let Some(old) = removed else {
+        let Some(old) = state.cells.remove_edit(tenant, cell) else {
             return Ok(RevertOutcome::NotFound);
         };
         state.record(
@@ -339,16 +256,7 @@ impl EditStore for MemoryForecastStore {
     }
 
     async fn edits(&self, tenant: &TenantId, query: &EditsQuery) -> Result<Vec<Edit>> {
-        let state = self.call()?;
-        let Some(edits) = state.edits.get(tenant) else {
-            return Ok(Vec::new());
-        };
-        Ok(edits
-            .iter()
-            .filter(|((sku, date), _)| selects(&query.range, query.sku_id.as_ref(), sku, *date))
-            .map(|(_, edit)| edit.clone())
-            .take(query.limit)
-            .collect())
+        Ok(self.call()?.cells.edits(tenant, query))
     }
 
     async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {

@@ -4,6 +4,7 @@
 //! loader stops at its first failure.
 
 pub mod cache;
+pub mod cells;
 pub mod forecast;
 pub mod quota;
 

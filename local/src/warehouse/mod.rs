@@ -71,9 +71,6 @@ impl Warehouse {
                 .execute_batch(&statement)
                 .map_err(failed(format!("creating the schema: {statement}")))?;
         }
-        loads
-            .execute_batch(&history_sequence(&loads)?)
-            .map_err(failed("creating the history's sequence"))?;
         // The loader hands silver to DuckDB as Arrow batches.
         loads
             .register_table_function::<duckdb::vtab::arrow::ArrowVTab>("arrow")
@@ -142,23 +139,6 @@ fn schema() -> Vec<String> {
     statements
 }
 
-/// The sequence numbering the edit history (Snowflake's `AUTOINCREMENT .. ORDER`): the
-/// store's writes take turns under the API connection's lock, so numbers follow commit
-/// order, which the history's cursor relies on. It starts after the history's last number,
-/// so a warehouse made before it continues where it was.
-fn history_sequence(connection: &Connection) -> Result<String> {
-    let next: i64 = connection
-        .query_row(
-            "SELECT CAST(COALESCE(MAX(SEQ), 0) + 1 AS BIGINT) FROM SNOWCAST.APP.EDIT_HISTORY",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(failed("reading the history's last number"))?;
-    Ok(format!(
-        "CREATE SEQUENCE IF NOT EXISTS SNOWCAST.APP.EDIT_HISTORY_SEQ START WITH {next}"
-    ))
-}
-
 /// The (schema, table) of every hybrid table in [`INFRA`]: what the quota monitor measures.
 pub fn hybrid_tables() -> Vec<(String, String)> {
     INFRA
@@ -180,7 +160,7 @@ pub fn hybrid_tables() -> Vec<(String, String)> {
 /// Hybrid tables become plain ones (DuckDB enforces primary keys on every table),
 /// `NUMBER` is `DECIMAL`, `TIMESTAMP_TZ` is `TIMESTAMPTZ`; clustering keys and schema
 /// comments are dropped; `AUTOINCREMENT` is dropped because the local store numbers the
-/// history with its own sequence ([`history_sequence`]).
+/// history itself, in commit order (`store::DuckDbForecastStore`).
 pub fn duckdb_dialect(statement: &str) -> Option<String> {
     let body = strip_comments(statement);
     let kept = [

@@ -242,32 +242,37 @@ async function saveCell(row, quantity, note) {
   }
   const body = { quantity: Number(quantity) };
   if (note) body.note = note;
+  let outcome;
   try {
     await api("PUT", cellPath(row), body, { "if-match": `"${row.version}"` });
-    status(`Saved ${row.sku_id} on ${row.date}.`);
+    outcome = [`Saved ${row.sku_id} on ${row.date}.`];
   } catch (error) {
     if (error.message === "unauthorized") return;
-    status(error.status === 412
+    outcome = [error.status === 412
       ? `${row.date} was changed by someone else meanwhile; showing the current value.`
-      : `Not saved: ${error.message}`, true);
+      : `Not saved: ${error.message}`, true];
   }
-  await refresh();
+  await refresh(outcome);
 }
 
 async function revertCell(row) {
+  let outcome;
   try {
     await api("DELETE", cellPath(row), undefined, { "if-match": `"${row.version}"` });
-    status(`Reverted ${row.sku_id} on ${row.date} to the draft.`);
+    outcome = [`Reverted ${row.sku_id} on ${row.date} to the draft.`];
   } catch (error) {
     if (error.message === "unauthorized") return;
-    status(`Not reverted: ${error.message}`, true);
+    outcome = [`Not reverted: ${error.message}`, true];
   }
-  await refresh();
+  await refresh(outcome);
 }
 
-async function refresh() {
+// Reloads the SKU; `outcome` ([text, isError]) is what the user just did, shown over the
+// summary line the reload writes.
+async function refresh(outcome) {
   try {
     await loadSku();
+    if (outcome) status(...outcome);
   } catch (error) {
     if (error.message !== "unauthorized") status(`Could not load: ${error.message}`, true);
   }

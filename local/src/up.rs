@@ -181,11 +181,17 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
 /// What runs after conversion: with the `warehouse` feature, loads, the model and the API.
 #[cfg(feature = "warehouse")]
 mod warehouse {
-    use std::{net::SocketAddr, path::Path, sync::Arc};
+    use std::{
+        collections::BTreeSet,
+        net::SocketAddr,
+        path::Path,
+        sync::{Arc, Mutex, MutexGuard},
+    };
 
     use futures::future::LocalBoxFuture;
     use snowcast::{
         adapters::local::{LocalDirSink, queue::LocalQueue},
+        domain::forecast::TenantId,
         error::{Error, Result},
         services::{
             api::{cache::TieredGenerations, config::ServingConfig},
@@ -303,6 +309,7 @@ mod warehouse {
             connection: warehouse.loads(),
             store,
             generations,
+            unread: Default::default(),
         };
         drafts.refresh().await;
         let load = async move {
@@ -371,28 +378,39 @@ mod warehouse {
         connection: Shared,
         store: Arc<DuckDbForecastStore>,
         generations: Arc<TieredGenerations>,
+        /// Tenants whose new draft the store has not read yet (its read failed): tried
+        /// again at the next refresh, which would not name them otherwise.
+        unread: Mutex<BTreeSet<TenantId>>,
     }
 
     impl Drafts {
         /// Rebuilds the draft of tenants with new sales; the store reads it again, and their
         /// cached pages are then stale.
         async fn refresh(&self) {
-            let tenants = match refresh_drafts(&self.connection).await {
-                Ok(tenants) => tenants,
-                Err(error) => {
-                    return tracing::error!(
-                        %error,
-                        "the model refresh failed; it runs again after the next load"
-                    );
-                }
-            };
+            let rebuilt = refresh_drafts(&self.connection).await.unwrap_or_else(|error| {
+                tracing::error!(%error, "the model refresh failed; it runs again after the next load");
+                Vec::new()
+            });
+            let mut tenants = std::mem::take(&mut *self.unread());
+            tenants.extend(rebuilt);
+            if tenants.is_empty() {
+                return;
+            }
+            let tenants: Vec<TenantId> = tenants.into_iter().collect();
             if let Err(error) = self.store.reload_drafts(&tenants).await {
-                tracing::error!(%error, "the API could not read the new draft");
+                tracing::error!(%error, "the API could not read the new draft; it tries again after the next load");
+                return self.unread().extend(tenants);
             }
             for tenant in tenants {
                 tracing::info!(tenant = tenant.as_str(), "draft rebuilt");
                 self.generations.bump(&tenant).await;
             }
+        }
+
+        fn unread(&self) -> MutexGuard<'_, BTreeSet<TenantId>> {
+            self.unread
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 }

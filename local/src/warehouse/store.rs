@@ -698,6 +698,23 @@ mod tests {
         (dir, warehouse)
     }
 
+    /// The store over the warehouse in `dir`, opened anew (as after a restart).
+    async fn reopened(dir: &std::path::Path) -> DuckDbForecastStore {
+        DuckDbForecastStore::open(Warehouse::open(dir).unwrap().api())
+            .await
+            .unwrap()
+    }
+
+    /// The first ten history entries of the scenario's days.
+    fn first_entries() -> HistoryQuery {
+        HistoryQuery {
+            sku_id: None,
+            range: scenario::range(),
+            limit: 10,
+            after: None,
+        }
+    }
+
     #[tokio::test]
     async fn the_store_keeps_the_ports_promises_on_duckdb() {
         let (_dir, warehouse) = seeded();
@@ -721,16 +738,8 @@ mod tests {
             .await
             .unwrap();
         drop((store, warehouse));
-        let store = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
-            .await
-            .unwrap();
-        let query = HistoryQuery {
-            sku_id: None,
-            range: scenario::range(),
-            limit: 10,
-            after: None,
-        };
-        let history = store.history(&acme, &query).await.unwrap();
+        let store = reopened(dir.path()).await;
+        let history = store.history(&acme, &first_entries()).await.unwrap();
         assert_eq!(history.items.len(), 1);
         assert_eq!(history.items[0].new_quantity.unwrap().to_string(), "7.5");
     }
@@ -749,21 +758,13 @@ mod tests {
         put(&warehouse, "2").await;
         drop(warehouse);
         put(&Warehouse::open(dir.path()).unwrap(), "3").await;
-        let store = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
-            .await
-            .unwrap();
+        let store = reopened(dir.path()).await;
         store
             .revert_edit(&acme, "ann", &scenario::cell("SKU-1", 2), None)
             .await
             .unwrap();
-        let query = HistoryQuery {
-            sku_id: None,
-            range: scenario::range(),
-            limit: 10,
-            after: None,
-        };
         let numbers: Vec<(i64, Op)> = store
-            .history(&acme, &query)
+            .history(&acme, &first_entries())
             .await
             .unwrap()
             .items
@@ -993,9 +994,7 @@ mod tests {
         scramble(&store, &mut Lcg(11)).await;
         let live = lock(&store.state.cells).clone();
         drop((store, warehouse));
-        let reopened = DuckDbForecastStore::open(Warehouse::open(dir.path()).unwrap().api())
-            .await
-            .unwrap();
+        let reopened = reopened(dir.path()).await;
         assert_eq!(*lock(&reopened.state.cells), live);
     }
 

@@ -9,8 +9,15 @@ endpoints: the emulator, and a stub that answers GetSecretValue at once from mem
 ratio is taken on the latter, so it measures our own work (the client, the signing, the
 key) plus one loopback round trip, with no emulator latency to subtract.
 
-    cargo build --profile profiling -p edit-api -p forecast-reader --example hello_lambda_http
-    .venv/bin/python bench/cold_init.py --runs 15
+The binaries are built as SAM's `cargo lambda build --release` builds the artifacts: from
+each function's directory (so `functions/.cargo/config.toml` applies: fat LTO, one codegen
+unit) and for an explicit target; the hello world is an example of edit-api, built the same
+way:
+
+    (cd functions/edit-api && cargo build --release --target x86_64-unknown-linux-gnu \
+        --bins --example hello_lambda_http)
+    (cd functions/forecast-reader && cargo build --release --target x86_64-unknown-linux-gnu)
+    .venv/bin/python bench/cold_init.py --runs 25
 """
 import argparse
 import json
@@ -64,9 +71,9 @@ class RuntimeApi(BaseHTTPRequestHandler):
         time.sleep(5)
 
 
-def target_dir(profile: str) -> str:
+def default_binaries() -> str:
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/snowcast/target"))
-    return os.path.join(target, profile)
+    return os.path.join(target, "x86_64-unknown-linux-gnu", "release")
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:
@@ -132,7 +139,8 @@ def start_once(binary: str, env: dict) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--profile", default="profiling")
+    parser.add_argument("--binaries", default=default_binaries(),
+                        help="directory of edit-api, forecast-reader and examples/hello_lambda_http")
     args = parser.parse_args()
     runtime = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
     threading.Thread(target=runtime.serve_forever, daemon=True).start()
@@ -153,9 +161,9 @@ def main() -> None:
         for name in ("SSL_CERT_DIR", "SSL_CERT_FILE", "AWS_CA_BUNDLE"):
             env.pop(name, None)
         binaries = {
-            "hello-world lambda_http": os.path.join(target_dir(args.profile), "examples", "hello_lambda_http"),
-            "forecast-reader": os.path.join(target_dir(args.profile), "forecast-reader"),
-            "edit-api": os.path.join(target_dir(args.profile), "edit-api"),
+            "hello-world lambda_http": os.path.join(args.binaries, "examples", "hello_lambda_http"),
+            "forecast-reader": os.path.join(args.binaries, "forecast-reader"),
+            "edit-api": os.path.join(args.binaries, "edit-api"),
         }
         endpoints = {"emulator": endpoint, "instant": f"http://127.0.0.1:{instant.server_address[1]}"}
         # Interleaved, so a slow spell of the host hits every binary alike.

@@ -267,7 +267,7 @@ mod warehouse {
         let loader = DuckDbLoader::new(warehouse.loads(), layout.objects.join(SILVER)).await?;
         let notifier = Notifier::new(Arc::new(loader));
         let issuer = Arc::new(LocalIssuer::open(root)?);
-        let store = Arc::new(DuckDbForecastStore::open(warehouse.api()).await?);
+        let store = Arc::new(DuckDbForecastStore::open(&warehouse).await?);
         let requests = Arc::new(RequestLog::default());
         let (router, generations) = serve::router(
             store.clone(),

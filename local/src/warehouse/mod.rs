@@ -11,16 +11,17 @@
 //!
 //! DuckDB is synchronous: every call runs on tokio's blocking pool, holding one of two
 //! connections: one for loads, model refreshes and the quota monitor's scans (long), one
-//! for the API (short), so a large load never queues an edit behind it. Writes on each
-//! connection are serialised by its lock, which is what makes the store's version checks
-//! atomic.
+//! for the API (short), so a large load never queues an edit behind it. Edits reach the
+//! API's connection through the store's journal ([`journal`]), which the store writes
+//! under its own lock: that lock is what makes its version checks atomic.
 
+pub mod journal;
 pub mod loader;
 pub mod store;
 pub mod usage;
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -52,11 +53,12 @@ const LOAD_HISTORY: &str = "CREATE TABLE IF NOT EXISTS SNOWCAST.RAW.LOAD_HISTORY
 /// One connection, shared by the calls that take turns on it.
 pub type Shared = Arc<Mutex<Connection>>;
 
-/// The warehouse: its two connections to one database file.
+/// The warehouse: its two connections to one database file, in its directory.
 #[derive(Clone)]
 pub struct Warehouse {
     loads: Shared,
     api: Shared,
+    dir: PathBuf,
 }
 
 impl Warehouse {
@@ -81,6 +83,7 @@ impl Warehouse {
         Ok(Warehouse {
             loads: Arc::new(Mutex::new(loads)),
             api: Arc::new(Mutex::new(api)),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -92,6 +95,11 @@ impl Warehouse {
     /// The connection the API's reads and writes take turns on.
     pub fn api(&self) -> Shared {
         self.api.clone()
+    }
+
+    /// The forecast store's edit journal, beside the database file.
+    pub fn edit_journal(&self) -> PathBuf {
+        self.dir.join("edits.journal")
     }
 }
 
@@ -160,7 +168,7 @@ pub fn hybrid_tables() -> Vec<(String, String)> {
 /// Hybrid tables become plain ones (DuckDB enforces primary keys on every table),
 /// `NUMBER` is `DECIMAL`, `TIMESTAMP_TZ` is `TIMESTAMPTZ`; clustering keys and schema
 /// comments are dropped; `AUTOINCREMENT` is dropped because the local store numbers the
-/// history itself, in commit order (`store::DuckDbForecastStore`).
+/// history itself, in journal order (`store::DuckDbForecastStore`).
 pub fn duckdb_dialect(statement: &str) -> Option<String> {
     let body = strip_comments(statement);
     let kept = [

@@ -1,16 +1,26 @@
 //! The forecast store on the local warehouse: the app tables of
 //! `infra/snowflake/06_app_tables.sql` in DuckDB, with the guarantees of the port (see
 //! `snowcast::ports::forecast`). What the Snowflake procedures do in one transaction
-//! (`07_app_procedures.sql`) is done here in one DuckDB transaction, on the API's
-//! connection, whose lock makes a version check and its write one step.
+//! (`07_app_procedures.sql`) is done here in one journal record and, after it, one DuckDB
+//! transaction.
+//!
+//! A write is decided and acknowledged without DuckDB: under the store's writer lock, the
+//! version check reads the cells in memory, the change is numbered in the history, its
+//! record is appended to the edit journal and synced ([`super::journal`]), and the cells
+//! take the change. The applier thread then writes the journal's records to the tables in
+//! batches, in order, on the API's connection. DuckDB costs about 2 ms a statement and a
+//! sync of its own log per commit, so an edit written there on the request's path took
+//! 7-15 ms; this way an edit costs one sync, and is visible on the next read. A read of the
+//! tables themselves (the history) first waits for the applier to catch up with every
+//! record journaled before it, so it sees every acknowledged edit. At open, records a
+//! crash left unapplied are applied before anything is read.
 //!
 //! Pages of `V_FORECAST` are read from a copy of the two tables it joins, held in memory
-//! ([`ForecastCells`], the memory twin's own read): read at open, kept in step by every
-//! write here once it commits, and by [`DuckDbForecastStore::reload_drafts`] after a model
+//! ([`ForecastCells`], the memory twin's own read): read at open, changed by every write
+//! once its record is synced, and by [`DuckDbForecastStore::reload_drafts`] after a model
 //! refresh. DuckDB spends milliseconds planning and running a join for one cell; the copy
-//! answers in microseconds, which is what makes an edit visible on the next read within the
-//! stack's latency goal (BENCHMARKS.md). It costs about 100 bytes a cell: 10,000 SKUs of
-//! 90 days are about 90 MB. A test holds the copy's pages to the view's.
+//! answers in microseconds. It costs about 100 bytes a cell: 10,000 SKUs of 90 days are
+//! about 90 MB. A test holds the copy's pages to the view's.
 //!
 //! Values cross the boundary as text or integers, never spliced into SQL: dates as ISO
 //! text, quantities as their exact decimal text, timestamps as RFC 3339 in and as
@@ -20,8 +30,11 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, Ordering},
+        mpsc,
     },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -36,8 +49,12 @@ use snowcast::{
     error::{Error, Result},
     ports::forecast::{EditStore, ForecastRead, Page, PrefsStore, PutOutcome, RevertOutcome},
 };
+use tokio::sync::watch;
 
-use super::{Shared, blocking, failed};
+use super::{
+    Shared, Warehouse, blocking, failed,
+    journal::{Entry, Journal, Record},
+};
 
 /// The drafts of one tenant (parameter: tenant) or, with NULL, of all.
 const DRAFTS: &str = "\
@@ -48,8 +65,17 @@ FROM SNOWCAST.ANALYTICS.FORECAST_DRAFT WHERE $1 IS NULL OR TENANT_ID = $1";
 const EDIT_COLUMNS: &str = "SKU_ID, CAST(DATE AS VARCHAR), CAST(QUANTITY AS VARCHAR), \
 NOTE, CAST(VERSION AS BIGINT), EDITED_BY, epoch_us(EDITED_AT)";
 
-/// Inserts a cell's first edit. Parameters: tenant, sku, date, quantity, note, version,
-/// user, time, change id, previous quantity.
+/// Replaces a cell's edit. Parameters: tenant, sku, date, quantity, note, version, user,
+/// time, change id, previous quantity. An UPDATE in place costs DuckDB a third of
+/// `INSERT .. ON CONFLICT`, which deletes and reinserts the row; a cell's first edit
+/// updates nothing and is inserted ([`INSERT_EDIT`]).
+const UPDATE_EDIT: &str = "\
+UPDATE SNOWCAST.APP.MANUAL_EDITS_HT SET QUANTITY = CAST($4 AS DECIMAL(15, 4)), NOTE = $5, \
+VERSION = $6, EDITED_BY = $7, EDITED_AT = CAST($8 AS TIMESTAMPTZ), CHANGE_ID = $9, \
+PREVIOUS_QUANTITY = CAST($10 AS DECIMAL(15, 4)) \
+WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)";
+
+/// Inserts a cell's first edit, with the parameters of [`UPDATE_EDIT`].
 const INSERT_EDIT: &str = "\
 INSERT INTO SNOWCAST.APP.MANUAL_EDITS_HT \
 (TENANT_ID, SKU_ID, DATE, QUANTITY, NOTE, VERSION, EDITED_BY, EDITED_AT, CHANGE_ID, \
@@ -57,16 +83,12 @@ PREVIOUS_QUANTITY) \
 VALUES ($1, $2, CAST($3 AS DATE), CAST($4 AS DECIMAL(15, 4)), $5, $6, $7, \
 CAST($8 AS TIMESTAMPTZ), $9, CAST($10 AS DECIMAL(15, 4)))";
 
-/// Replaces a cell's edit, with the parameters of [`INSERT_EDIT`]. The store knows which
-/// of the two applies: an UPDATE in place costs DuckDB a third of `INSERT .. ON CONFLICT`,
-/// which deletes and reinserts the row.
-const UPDATE_EDIT: &str = "\
-UPDATE SNOWCAST.APP.MANUAL_EDITS_HT SET QUANTITY = CAST($4 AS DECIMAL(15, 4)), NOTE = $5, \
-VERSION = $6, EDITED_BY = $7, EDITED_AT = CAST($8 AS TIMESTAMPTZ), CHANGE_ID = $9, \
-PREVIOUS_QUANTITY = CAST($10 AS DECIMAL(15, 4)) \
+/// Removes a cell's edit. Parameters: tenant, sku, date.
+const DELETE_EDIT: &str = "\
+DELETE FROM SNOWCAST.APP.MANUAL_EDITS_HT \
 WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)";
 
-/// The history's columns, in the order [`record`] appends them.
+/// The history's columns, in the order [`apply_entries`] appends them.
 const HISTORY_COLUMNS: [&str; 12] = [
     "SEQ",
     "TENANT_ID",
@@ -82,63 +104,94 @@ const HISTORY_COLUMNS: [&str; 12] = [
     "CHANGE_ID",
 ];
 
+/// Records the applier writes in one DuckDB transaction at most.
+const APPLY_BATCH: usize = 512;
+/// The journal is emptied once everything in it is applied and it has grown past this.
+const JOURNAL_CLEAR_BYTES: u64 = 1 << 20;
+/// How long a read of the tables waits for the applier before it fails.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The forecast store on the warehouse's API connection.
 pub struct DuckDbForecastStore {
     connection: Shared,
     state: Arc<State>,
+    applier: Option<JoinHandle<()>>,
+    /// Set when the store is dropped: the applier stops retrying a failing batch.
+    closing: Arc<AtomicBool>,
 }
 
-/// What the store keeps beside the tables. Writers change it only while they hold the
-/// connection, and the cells only once their transaction has committed, so neither runs
-/// ahead of the tables and no other writer sees them behind.
+/// What the store keeps beside the tables.
 struct State {
-    /// The drafts and edits `V_FORECAST` joins.
+    /// The drafts and edits `V_FORECAST` joins, with every synced record's changes.
     cells: Mutex<ForecastCells>,
-    /// The last history number handed out (numbers increase across tenants; a rolled
-    /// back write leaves a gap, as a sequence would).
-    last_seq: AtomicI64,
+    /// The journal and the history's numbering; writers take turns on it.
+    writer: Mutex<Writer>,
+    /// The last history number DuckDB holds (the applier's progress).
+    applied: watch::Receiver<i64>,
+}
+
+/// The writers' side of the journal.
+struct Writer {
+    journal: Journal,
+    /// The last history number handed out (numbers increase across tenants).
+    last_seq: i64,
+    /// Records on their way to the applier; `None` once the store is closing.
+    applier: Option<mpsc::Sender<Record>>,
 }
 
 impl DuckDbForecastStore {
-    /// Over `connection` (the warehouse's API connection), with its drafts and edits read.
-    pub async fn open(connection: Shared) -> Result<Self> {
-        let state = blocking(&connection, "reading the forecast", |connection| {
+    /// Over `warehouse`'s API connection and edit journal: applies what the journal holds
+    /// beyond the tables (a crash's unapplied records), reads the drafts and edits, and
+    /// starts the applier.
+    pub async fn open(warehouse: &Warehouse) -> Result<Self> {
+        let connection = warehouse.api();
+        let (mut journal, records) = Journal::open(&warehouse.edit_journal())?;
+        let (cells, last_seq) = blocking(&connection, "reading the forecast", |connection| {
             let context = "reading the forecast";
-            let mut cells = ForecastCells::default();
-            for (tenant, drafts) in drafts(connection, None).map_err(failed(context))? {
-                cells.replace_drafts(&tenant, drafts);
+            let applied = last_history_seq(connection).map_err(failed(context))?;
+            let pending: Vec<Record> = records
+                .into_iter()
+                .filter(|record| record.first_seq() > applied)
+                .collect();
+            if !pending.is_empty() {
+                tracing::info!(
+                    records = pending.len(),
+                    "applying the edit journal's records a stop left unapplied"
+                );
+                apply_records(connection, &pending).map_err(failed("applying the edit journal"))?;
             }
-            let mut statement = connection
-                .prepare(&format!(
-                    "SELECT TENANT_ID, {EDIT_COLUMNS} FROM SNOWCAST.APP.MANUAL_EDITS_HT"
-                ))
-                .map_err(failed(context))?;
-            let edits = statement
-                .query_map([], |row| {
-                    let tenant = stored(0, TenantId::new(&row.get::<_, String>(0)?))?;
-                    Ok((tenant, edit_of(row, 1)?))
-                })
-                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-                .map_err(failed(context))?;
-            for (tenant, edit) in edits {
-                cells.set_edit(&tenant, edit);
-            }
-            let last_seq: i64 = connection
-                .query_row(
-                    "SELECT CAST(COALESCE(MAX(SEQ), 0) AS BIGINT) FROM SNOWCAST.APP.EDIT_HISTORY",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(failed(context))?;
-            Ok(State {
-                cells: Mutex::new(cells),
-                last_seq: AtomicI64::new(last_seq),
-            })
+            let cells = read_cells(connection).map_err(failed(context))?;
+            Ok((
+                cells,
+                last_history_seq(connection).map_err(failed(context))?,
+            ))
         })
         .await?;
+        journal.clear()?;
+        let (progress, applied) = watch::channel(last_seq);
+        let (records, queue) = mpsc::channel();
+        let closing = Arc::new(AtomicBool::new(false));
+        let applier = {
+            let (connection, closing) = (connection.clone(), closing.clone());
+            std::thread::Builder::new()
+                .name("edit-applier".into())
+                .spawn(move || apply_journaled(&connection, &queue, &progress, &closing))
+                .map_err(|e| Error::io("starting the edit applier", e))?
+        };
+        let state = State {
+            cells: Mutex::new(cells),
+            writer: Mutex::new(Writer {
+                journal,
+                last_seq,
+                applier: Some(records),
+            }),
+            applied,
+        };
         Ok(DuckDbForecastStore {
             connection,
             state: Arc::new(state),
+            applier: Some(applier),
+            closing,
         })
     }
 
@@ -157,20 +210,55 @@ impl DuckDbForecastStore {
         .await
     }
 
-    /// Runs `write` in one transaction, given the cells as they stand, then applies the
-    /// changes it returns to the cells once the transaction has committed.
-    async fn write<T, F>(&self, context: &'static str, write: F) -> Result<T>
+    /// Waits until the tables hold every edit acknowledged so far.
+    pub async fn caught_up(&self) -> Result<()> {
+        let journaled = lock(&self.state.writer).last_seq;
+        let mut applied = self.state.applied.clone();
+        match tokio::time::timeout(
+            CATCH_UP_TIMEOUT,
+            applied.wait_for(|&applied| applied >= journaled),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Error::Warehouse {
+                context: "reading the edits' tables".into(),
+                message: format!(
+                    "the journal's edits up to {journaled} are not in the tables yet (see the \
+                     edit applier's errors in the log); they are safe in the journal"
+                ),
+            }),
+        }
+    }
+
+    /// Decides a write on the cells as they stand, under the writer lock: `decide` returns
+    /// the outcome, the cells' changes and the history entries it numbered from `last_seq`.
+    /// The entries are journaled and synced, then the cells change and the applier gets the
+    /// record.
+    async fn write<T, F>(&self, context: &'static str, decide: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &State) -> duckdb::Result<(T, Vec<Change>)> + Send + 'static,
+        F: FnOnce(&ForecastCells, &mut i64) -> Result<Decided<T>> + Send + 'static,
     {
         let state = self.state.clone();
-        blocking(&self.connection, context, move |connection| {
-            let transaction = connection.transaction().map_err(failed(context))?;
-            let (outcome, changes) = write(&transaction, &state).map_err(failed(context))?;
-            transaction.commit().map_err(failed(context))?;
+        tokio::task::spawn_blocking(move || {
+            let mut writer = lock(&state.writer);
+            let mut next_seq = writer.last_seq;
+            let decided = decide(&lock(&state.cells), &mut next_seq)?;
+            if decided.entries.is_empty() {
+                return Ok(decided.outcome);
+            }
+            let everything_applied = *state.applied.borrow() == writer.last_seq;
+            if everything_applied && writer.journal.len() > JOURNAL_CLEAR_BYTES {
+                writer.journal.clear()?;
+            }
+            let record = Record {
+                entries: decided.entries,
+            };
+            writer.journal.append(&record)?;
+            writer.last_seq = next_seq;
             let mut cells = lock(&state.cells);
-            for change in changes {
+            for change in decided.changes {
                 match change {
                     Change::Set(tenant, edit) => cells.set_edit(&tenant, edit),
                     Change::Remove(tenant, cell) => {
@@ -178,16 +266,184 @@ impl DuckDbForecastStore {
                     }
                 }
             }
-            Ok(outcome)
+            drop(cells);
+            // Closing: the record is in the journal, and the next open applies it.
+            if let Some(applier) = &writer.applier {
+                let _ = applier.send(record);
+            }
+            Ok(decided.outcome)
         })
         .await
+        .map_err(|e| Error::Warehouse {
+            context: context.into(),
+            message: e.to_string(),
+        })?
     }
 }
 
-/// A change a committed write makes to the cells.
+impl Drop for DuckDbForecastStore {
+    /// Lets the applier write what is queued, so the connection is free when this returns
+    /// (what it cannot write stays in the journal for the next open).
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        lock(&self.state.writer).applier = None;
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+    }
+}
+
+/// What a write decided.
+struct Decided<T> {
+    outcome: T,
+    changes: Vec<Change>,
+    entries: Vec<Entry>,
+}
+
+impl<T> Decided<T> {
+    /// A write that changes nothing.
+    fn nothing(outcome: T) -> Self {
+        Decided {
+            outcome,
+            changes: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// A change a journaled write makes to the cells.
 enum Change {
     Set(TenantId, Edit),
     Remove(TenantId, Cell),
+}
+
+/// The applier: writes queued records to the tables in batches, in order, until the store
+/// closes. A batch that fails is tried again: its records are safe in the journal, and the
+/// reads that need the tables wait (and time out) meanwhile. Once the store is closing, a
+/// failed batch is left to the next open.
+fn apply_journaled(
+    connection: &Shared,
+    queue: &mpsc::Receiver<Record>,
+    applied: &watch::Sender<i64>,
+    closing: &AtomicBool,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(APPLY_BATCH - 1));
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let outcome = apply_records(&mut lock(connection), &batch);
+            let Err(error) = outcome else { break };
+            tracing::error!(%error, records = batch.len(), "applying journaled edits failed");
+            if closing.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+        if let Some(last) = batch.last() {
+            applied.send_replace(last.last_seq());
+        }
+    }
+}
+
+/// Writes `records` to the tables in one transaction.
+fn apply_records(connection: &mut Connection, records: &[Record]) -> duckdb::Result<()> {
+    let transaction = connection.transaction()?;
+    apply_entries(
+        &transaction,
+        records.iter().flat_map(|record| &record.entries),
+    )?;
+    transaction.commit()
+}
+
+/// Writes history entries and the edits they make, in order, in the open transaction. The
+/// history goes in through DuckDB's appender, which adds rows without planning a statement.
+fn apply_entries<'e>(
+    connection: &Connection,
+    entries: impl Iterator<Item = &'e Entry> + Clone,
+) -> duckdb::Result<()> {
+    let mut appender =
+        connection.appender_with_columns_to_db("EDIT_HISTORY", "APP", &HISTORY_COLUMNS)?;
+    for entry in entries.clone() {
+        appender.append_row(params![
+            entry.seq,
+            entry.tenant,
+            entry.sku,
+            entry.date,
+            entry.op,
+            entry.old,
+            entry.new,
+            entry.note,
+            entry.version,
+            entry.user,
+            entry.at,
+            change_id(entry.seq),
+        ])?;
+    }
+    appender.flush()?;
+    drop(appender);
+    for entry in entries {
+        if entry.op == Op::Delete.as_str() {
+            connection.prepare_cached(DELETE_EDIT)?.execute(params![
+                entry.tenant,
+                entry.sku,
+                entry.date
+            ])?;
+            continue;
+        }
+        let values = params![
+            entry.tenant,
+            entry.sku,
+            entry.date,
+            entry.new,
+            entry.note,
+            entry.version,
+            entry.user,
+            entry.at,
+            change_id(entry.seq),
+            entry.old,
+        ];
+        if connection.prepare_cached(UPDATE_EDIT)?.execute(values)? == 0 {
+            connection.prepare_cached(INSERT_EDIT)?.execute(values)?;
+        }
+    }
+    Ok(())
+}
+
+/// The change id of the history entry numbered `seq` (Snowflake's are UUIDs).
+fn change_id(seq: i64) -> String {
+    format!("local-{seq}")
+}
+
+/// The history's last number (0 when empty).
+fn last_history_seq(connection: &Connection) -> duckdb::Result<i64> {
+    connection.query_row(
+        "SELECT CAST(COALESCE(MAX(SEQ), 0) AS BIGINT) FROM SNOWCAST.APP.EDIT_HISTORY",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// The drafts and edits of every tenant, as the tables hold them.
+fn read_cells(connection: &Connection) -> duckdb::Result<ForecastCells> {
+    let mut cells = ForecastCells::default();
+    for (tenant, drafts) in drafts(connection, None)? {
+        cells.replace_drafts(&tenant, drafts);
+    }
+    let mut statement = connection.prepare(&format!(
+        "SELECT TENANT_ID, {EDIT_COLUMNS} FROM SNOWCAST.APP.MANUAL_EDITS_HT"
+    ))?;
+    let edits = statement
+        .query_map([], |row| {
+            let tenant = stored(0, TenantId::new(&row.get::<_, String>(0)?))?;
+            Ok((tenant, edit_of(row, 1)?))
+        })?
+        .collect::<duckdb::Result<Vec<_>>>()?;
+    for (tenant, edit) in edits {
+        cells.set_edit(&tenant, edit);
+    }
+    Ok(cells)
 }
 
 /// The time of a change, to the microsecond the warehouse keeps (as it will read back).
@@ -195,9 +451,10 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// The cells, whatever a panicking holder left: each change is one insert or removal.
-fn lock(cells: &Mutex<ForecastCells>) -> MutexGuard<'_, ForecastCells> {
-    cells
+/// A lock, whatever a panicking holder left: the cells change one insert or removal at a
+/// time, and the writer's state only after its record is synced.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -280,7 +537,7 @@ fn edit_of(row: &Row<'_>, at: usize) -> duckdb::Result<Edit> {
     })
 }
 
-/// One history entry's values.
+/// A history entry's values.
 struct HistoryChange<'a> {
     tenant: &'a TenantId,
     cell: &'a Cell,
@@ -293,91 +550,60 @@ struct HistoryChange<'a> {
     at: DateTime<Utc>,
 }
 
-/// Appends `change` to the history, with the next number; returns the number. DuckDB's
-/// appender adds the row to the open transaction without planning a statement: an
-/// `INSERT` costs it milliseconds, most of a PUT.
-fn record(
-    connection: &Connection,
-    last_seq: &AtomicI64,
-    change: &HistoryChange<'_>,
-) -> duckdb::Result<i64> {
-    let seq = last_seq.fetch_add(1, Ordering::SeqCst) + 1;
-    let mut appender =
-        connection.appender_with_columns_to_db("EDIT_HISTORY", "APP", &HISTORY_COLUMNS)?;
-    appender.append_row(params![
-        seq,
-        change.tenant.as_str(),
-        change.cell.sku_id.as_str(),
-        change.cell.date.to_string(),
-        change.op.as_str(),
-        change.old.map(|q| q.to_string()),
-        change.new.map(|q| q.to_string()),
-        change.note.map(Note::as_str),
-        change.version,
-        change.user,
-        change.at.to_rfc3339(),
-        format!("local-{seq}"),
-    ])?;
-    appender.flush()?;
-    Ok(seq)
+impl HistoryChange<'_> {
+    /// The journal entry of this change, numbered after `last_seq`.
+    fn numbered(&self, last_seq: &mut i64) -> Entry {
+        *last_seq += 1;
+        Entry {
+            seq: *last_seq,
+            tenant: self.tenant.as_str().to_string(),
+            sku: self.cell.sku_id.as_str().to_string(),
+            date: self.cell.date.to_string(),
+            op: self.op.as_str().to_string(),
+            old: self.old.map(|q| q.to_string()),
+            new: self.new.map(|q| q.to_string()),
+            note: self.note.map(|note| note.as_str().to_string()),
+            version: self.version,
+            user: self.user.to_string(),
+            at: self.at.to_rfc3339(),
+        }
+    }
 }
 
-/// Writes one edit over `old` (the cell's current edit) without a version check (the
+/// Decides one edit over `old` (the cell's current edit) without a version check (the
 /// caller checked), as the memory twin and the Snowflake procedure do: unchanged when
-/// quantity and note are the same.
-fn apply(
-    connection: &Connection,
-    last_seq: &AtomicI64,
+/// quantity and note are the same. Returns the outcome and, for a change, its entry.
+fn decide_edit(
     (tenant, user): (&TenantId, &str),
     input: &EditInput,
-    old: Option<Edit>,
+    old: Option<&Edit>,
     now: DateTime<Utc>,
-) -> duckdb::Result<PutOutcome> {
-    if let Some(old) = old.as_ref().filter(|old| old.same_as(input)) {
-        return Ok(PutOutcome::Unchanged(old.clone()));
+    last_seq: &mut i64,
+) -> (PutOutcome, Option<Entry>) {
+    if let Some(old) = old.filter(|old| old.same_as(input)) {
+        return (PutOutcome::Unchanged(old.clone()), None);
     }
-    let old_quantity = old.as_ref().map(|old| old.quantity);
     let edit = Edit {
         cell: input.cell.clone(),
         quantity: input.quantity,
         note: input.note.clone(),
-        version: old.as_ref().map_or(0, |old| old.version) + 1,
+        version: old.map_or(0, |old| old.version) + 1,
         edited_by: user.to_string(),
         edited_at: now,
     };
-    let seq = record(
-        connection,
-        last_seq,
-        &HistoryChange {
-            tenant,
-            cell: &input.cell,
-            op: Op::Put,
-            old: old_quantity,
-            new: Some(input.quantity),
-            note: input.note.as_ref(),
-            version: edit.version,
-            user,
-            at: now,
-        },
-    )?;
-    let write = if old.is_some() {
-        UPDATE_EDIT
-    } else {
-        INSERT_EDIT
-    };
-    connection.prepare_cached(write)?.execute(params![
-        tenant.as_str(),
-        input.cell.sku_id.as_str(),
-        input.cell.date.to_string(),
-        input.quantity.to_string(),
-        input.note.as_ref().map(Note::as_str),
-        edit.version,
+    let entry = HistoryChange {
+        tenant,
+        cell: &input.cell,
+        op: Op::Put,
+        old: old.map(|old| old.quantity),
+        new: Some(input.quantity),
+        note: input.note.as_ref(),
+        version: edit.version,
         user,
-        now.to_rfc3339(),
-        format!("local-{seq}"),
-        old_quantity.map(|q| q.to_string()),
-    ])?;
-    Ok(PutOutcome::Applied(edit))
+        at: now,
+    }
+    .numbered(last_seq);
+    (PutOutcome::Applied(edit), Some(entry))
 }
 
 /// The cells' changes for `outcomes` of `tenant`'s edits.
@@ -445,22 +671,18 @@ impl EditStore for DuckDbForecastStore {
         expected: Option<Version>,
     ) -> Result<PutOutcome> {
         let (tenant, user, edit) = (tenant.clone(), user.to_string(), edit.clone());
-        self.write("writing an edit", move |connection, state| {
-            let old = lock(&state.cells).edit(&tenant, &edit.cell).cloned();
-            let current = old.as_ref().map_or(0, |old| old.version);
+        self.write("writing an edit", move |cells, last_seq| {
+            let old = cells.edit(&tenant, &edit.cell);
+            let current = old.map_or(0, |old| old.version);
             if expected.is_some_and(|expected| expected != current) {
-                return Ok((PutOutcome::Stale { current }, Vec::new()));
+                return Ok(Decided::nothing(PutOutcome::Stale { current }));
             }
-            let outcome = apply(
-                connection,
-                &state.last_seq,
-                (&tenant, &user),
-                &edit,
-                old,
-                now(),
-            )?;
-            let changes = applied(&tenant, std::slice::from_ref(&outcome));
-            Ok((outcome, changes))
+            let (outcome, entry) = decide_edit((&tenant, &user), &edit, old, now(), last_seq);
+            Ok(Decided {
+                changes: applied(&tenant, std::slice::from_ref(&outcome)),
+                outcome,
+                entries: entry.into_iter().collect(),
+            })
         })
         .await
     }
@@ -477,25 +699,21 @@ impl EditStore for DuckDbForecastStore {
             return Err(Error::invalid("edits", "the batch names a cell twice"));
         }
         let (tenant, user, edits) = (tenant.clone(), user.to_string(), edits.to_vec());
-        self.write("writing a batch of edits", move |connection, state| {
+        self.write("writing a batch of edits", move |cells, last_seq| {
             let now = now();
             // The batch's cells are distinct: each one's old edit is the stored one.
-            let outcomes = edits
+            let (outcomes, entries): (Vec<PutOutcome>, Vec<Option<Entry>>) = edits
                 .iter()
                 .map(|edit| {
-                    let old = lock(&state.cells).edit(&tenant, &edit.cell).cloned();
-                    apply(
-                        connection,
-                        &state.last_seq,
-                        (&tenant, &user),
-                        edit,
-                        old,
-                        now,
-                    )
+                    let old = cells.edit(&tenant, &edit.cell);
+                    decide_edit((&tenant, &user), edit, old, now, last_seq)
                 })
-                .collect::<duckdb::Result<Vec<_>>>()?;
-            let changes = applied(&tenant, &outcomes);
-            Ok((outcomes, changes))
+                .unzip();
+            Ok(Decided {
+                changes: applied(&tenant, &outcomes),
+                outcome: outcomes,
+                entries: entries.into_iter().flatten().collect(),
+            })
         })
         .await
     }
@@ -508,36 +726,32 @@ impl EditStore for DuckDbForecastStore {
         expected: Option<Version>,
     ) -> Result<RevertOutcome> {
         let (tenant, user, cell) = (tenant.clone(), user.to_string(), cell.clone());
-        self.write("reverting an edit", move |connection, state| {
-            let old = lock(&state.cells).edit(&tenant, &cell).cloned();
-            let current = old.as_ref().map_or(0, |edit| edit.version);
+        self.write("reverting an edit", move |cells, last_seq| {
+            let old = cells.edit(&tenant, &cell);
+            let current = old.map_or(0, |edit| edit.version);
             if expected.is_some_and(|expected| expected != current) {
-                return Ok((RevertOutcome::Stale { current }, Vec::new()));
+                return Ok(Decided::nothing(RevertOutcome::Stale { current }));
             }
             let Some(old) = old else {
-                return Ok((RevertOutcome::NotFound, Vec::new()));
+                return Ok(Decided::nothing(RevertOutcome::NotFound));
             };
-            record(
-                connection,
-                &state.last_seq,
-                &HistoryChange {
-                    tenant: &tenant,
-                    cell: &cell,
-                    op: Op::Delete,
-                    old: Some(old.quantity),
-                    new: None,
-                    note: None,
-                    version: old.version,
-                    user: &user,
-                    at: now(),
-                },
-            )?;
-            connection.execute(
-                "DELETE FROM SNOWCAST.APP.MANUAL_EDITS_HT \
-                 WHERE TENANT_ID = $1 AND SKU_ID = $2 AND DATE = CAST($3 AS DATE)",
-                params![tenant.as_str(), cell.sku_id.as_str(), cell.date.to_string()],
-            )?;
-            Ok((RevertOutcome::Reverted, vec![Change::Remove(tenant, cell)]))
+            let entry = HistoryChange {
+                tenant: &tenant,
+                cell: &cell,
+                op: Op::Delete,
+                old: Some(old.quantity),
+                new: None,
+                note: None,
+                version: old.version,
+                user: &user,
+                at: now(),
+            }
+            .numbered(last_seq);
+            Ok(Decided {
+                outcome: RevertOutcome::Reverted,
+                changes: vec![Change::Remove(tenant.clone(), cell.clone())],
+                entries: vec![entry],
+            })
         })
         .await
     }
@@ -547,6 +761,7 @@ impl EditStore for DuckDbForecastStore {
     }
 
     async fn history(&self, tenant: &TenantId, query: &HistoryQuery) -> Result<Page<HistoryEntry>> {
+        self.caught_up().await?;
         let (tenant, query) = (tenant.clone(), query.clone());
         blocking(&self.connection, "reading the history", move |connection| {
             let mut statement = connection
@@ -700,7 +915,7 @@ mod tests {
 
     /// The store over the warehouse in `dir`, opened anew (as after a restart).
     async fn reopened(dir: &std::path::Path) -> DuckDbForecastStore {
-        DuckDbForecastStore::open(Warehouse::open(dir).unwrap().api())
+        DuckDbForecastStore::open(&Warehouse::open(dir).unwrap())
             .await
             .unwrap()
     }
@@ -718,20 +933,20 @@ mod tests {
     #[tokio::test]
     async fn the_store_keeps_the_ports_promises_on_duckdb() {
         let (_dir, warehouse) = seeded();
-        scenario::exercise(&DuckDbForecastStore::open(warehouse.api()).await.unwrap()).await;
+        scenario::exercise(&DuckDbForecastStore::open(&warehouse).await.unwrap()).await;
     }
 
     #[tokio::test]
     async fn of_two_writers_holding_one_version_one_wins_on_duckdb() {
         let (_dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
         scenario::one_version_one_winner(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn edits_and_history_survive_a_reopen() {
         let (dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
         let acme = TenantId::new("acme").unwrap();
         store
             .put_edit(&acme, "ann", &scenario::edit("SKU-1", 2, "7.5", None), None)
@@ -750,7 +965,7 @@ mod tests {
         let acme = TenantId::new("acme").unwrap();
         async fn put(warehouse: &Warehouse, quantity: &str) {
             let cell = scenario::edit("SKU-1", 2, quantity, None);
-            let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+            let store = DuckDbForecastStore::open(warehouse).await.unwrap();
             let acme = TenantId::new("acme").unwrap();
             store.put_edit(&acme, "ann", &cell, None).await.unwrap();
         }
@@ -778,12 +993,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_history_entry_goes_with_its_transaction() {
+    async fn a_journaled_record_goes_in_with_its_transaction() {
         let (_dir, warehouse) = seeded();
         let connection = warehouse.api();
         let mut connection = connection.lock().unwrap();
         let (acme, cell) = (TenantId::new("acme").unwrap(), scenario::cell("SKU-1", 1));
-        let change = HistoryChange {
+        let at = now();
+        let mut last_seq = 0;
+        let entry = HistoryChange {
             tenant: &acme,
             cell: &cell,
             op: Op::Put,
@@ -792,38 +1009,202 @@ mod tests {
             note: None,
             version: 1,
             user: "ann",
-            at: now(),
-        };
-        let count = |connection: &Connection| -> i64 {
+            at,
+        }
+        .numbered(&mut last_seq);
+        let count = |connection: &Connection| -> (i64, i64) {
             connection
                 .query_row(
-                    "SELECT count(*) FROM SNOWCAST.APP.EDIT_HISTORY",
+                    "SELECT (SELECT count(*) FROM SNOWCAST.APP.EDIT_HISTORY), \
+                     (SELECT count(*) FROM SNOWCAST.APP.MANUAL_EDITS_HT)",
                     [],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .unwrap()
         };
-        let last_seq = AtomicI64::new(0);
         let transaction = connection.transaction().unwrap();
-        record(&transaction, &last_seq, &change).unwrap();
-        assert_eq!(count(&transaction), 1);
+        apply_entries(&transaction, std::iter::once(&entry)).unwrap();
+        assert_eq!(count(&transaction), (1, 1));
         drop(transaction); // rolled back
-        assert_eq!(count(&connection), 0);
-        let transaction = connection.transaction().unwrap();
-        assert_eq!(record(&transaction, &last_seq, &change).unwrap(), 2);
-        transaction.commit().unwrap();
-        let (quantity, at): (String, i64) = connection
+        assert_eq!(count(&connection), (0, 0));
+        let record = Record {
+            entries: vec![entry],
+        };
+        apply_records(&mut connection, std::slice::from_ref(&record)).unwrap();
+        let (quantity, at_micros, change): (String, i64, String) = connection
             .query_row(
-                "SELECT CAST(NEW_QUANTITY AS VARCHAR), epoch_us(EDITED_AT) \
-                 FROM SNOWCAST.APP.EDIT_HISTORY WHERE SEQ = 2 AND CHANGE_ID = 'local-2'",
+                "SELECT CAST(NEW_QUANTITY AS VARCHAR), epoch_us(EDITED_AT), CHANGE_ID \
+                 FROM SNOWCAST.APP.EDIT_HISTORY WHERE SEQ = 1",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .unwrap();
         assert_eq!(
-            (quantity.as_str(), at),
-            ("1.2500", change.at.timestamp_micros())
+            (quantity.as_str(), at_micros, change.as_str()),
+            ("1.2500", at.timestamp_micros(), "local-1")
         );
+    }
+
+    #[tokio::test]
+    async fn acknowledged_edits_a_crash_left_in_the_journal_are_applied_at_open() {
+        let (dir, warehouse) = seeded();
+        let acme = TenantId::new("acme").unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
+        store
+            .put_edit(&acme, "ann", &scenario::edit("SKU-1", 2, "7.5", None), None)
+            .await
+            .unwrap();
+        drop((store, warehouse));
+        // What a kill -9 leaves: records synced to the journal, not yet in the tables (the
+        // second already applied, as if the crash came between DuckDB's commit and the
+        // journal's clearing), and a record cut short.
+        let stamp = |minute: u32| format!("2026-12-07T10:{minute:02}:00+00:00");
+        let put = |seq: i64, sku: &str, old: Option<&str>, new: &str, version: i64| Entry {
+            seq,
+            tenant: "acme".into(),
+            sku: sku.into(),
+            date: scenario::day(2).to_string(),
+            op: Op::Put.as_str().into(),
+            old: old.map(str::to_string),
+            new: Some(new.into()),
+            note: Some("from the journal".into()),
+            version,
+            user: "bob".into(),
+            at: stamp(seq as u32),
+        };
+        let applied = Record {
+            entries: vec![put(1, "SKU-1", None, "7.5", 1)],
+        };
+        let unapplied = [
+            Record {
+                entries: vec![put(2, "SKU-1", Some("7.5"), "8", 2)],
+            },
+            Record {
+                entries: vec![put(3, "a/b c", None, "1", 1), put(4, "Ü'x", None, "2", 1)],
+            },
+            Record {
+                entries: vec![Entry {
+                    op: Op::Delete.as_str().into(),
+                    new: None,
+                    note: None,
+                    ..put(5, "a/b c", Some("1"), "1", 1)
+                }],
+            },
+        ];
+        let warehouse = Warehouse::open(dir.path()).unwrap();
+        {
+            let (mut journal, _) = Journal::open(&warehouse.edit_journal()).unwrap();
+            for record in std::iter::once(&applied).chain(&unapplied) {
+                journal.append(record).unwrap();
+            }
+        }
+        let mut torn = std::fs::OpenOptions::new()
+            .append(true)
+            .open(warehouse.edit_journal())
+            .unwrap();
+        std::io::Write::write_all(&mut torn, b"{\"entries\":[{\"seq\":6").unwrap();
+        drop(torn);
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
+        let query = EditsQuery {
+            sku_id: None,
+            range: scenario::range(),
+            limit: 100,
+        };
+        let edits: Vec<(String, String, i64)> = store
+            .edits(&acme, &query)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e.cell.sku_id.as_str().into(),
+                    e.quantity.to_string(),
+                    e.version,
+                )
+            })
+            .collect();
+        assert_eq!(
+            edits,
+            [
+                ("SKU-1".into(), "8".into(), 2),
+                ("Ü'x".into(), "2".into(), 1)
+            ]
+        );
+        let history = store.history(&acme, &first_entries()).await.unwrap();
+        let numbers: Vec<(i64, Op)> = history.items.iter().map(|e| (e.seq, e.op)).collect();
+        assert_eq!(
+            numbers,
+            [
+                (1, Op::Put),
+                (2, Op::Put),
+                (3, Op::Put),
+                (4, Op::Put),
+                (5, Op::Delete)
+            ]
+        );
+        // The journal was emptied, and numbering goes on after the recovered entries.
+        assert_eq!(
+            std::fs::metadata(warehouse.edit_journal()).unwrap().len(),
+            0
+        );
+        store
+            .put_edit(&acme, "ann", &scenario::edit("SKU-2", 3, "4", None), None)
+            .await
+            .unwrap();
+        let history = store.history(&acme, &first_entries()).await.unwrap();
+        assert_eq!(history.items.last().map(|e| e.seq), Some(6));
+        // What a reopen reads is what the store held.
+        let live = lock(&store.state.cells).clone();
+        drop((store, warehouse));
+        assert_eq!(*lock(&reopened(dir.path()).await.state.cells), live);
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_acknowledged_once_journaled_and_reads_of_the_tables_wait_for_it() {
+        let (_dir, warehouse) = seeded();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        // The applier cannot write while another thread holds the API connection.
+        let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let holder = std::thread::spawn({
+            let (connection, locked, release) = (warehouse.api(), locked.0, release.1);
+            move || {
+                let _held = connection.lock().unwrap();
+                locked.send(()).unwrap();
+                let _ = release.recv();
+            }
+        });
+        locked.1.recv().unwrap();
+        store
+            .put_edit(&acme, "ann", &scenario::edit("SKU-1", 2, "7.5", None), None)
+            .await
+            .unwrap();
+        let page = store
+            .forecast(
+                &acme,
+                &ForecastQuery {
+                    sku_id: Some(SkuId::new("SKU-1").unwrap()),
+                    range: DateRange::new(scenario::day(2), scenario::day(2)).unwrap(),
+                    show_manual: true,
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items[0].manual_quantity.unwrap().to_string(), "7.5");
+        let journal = std::fs::read_to_string(warehouse.edit_journal()).unwrap();
+        assert!(journal.contains("\"new\":\"7.5\""), "{journal}");
+        let history = tokio::spawn({
+            let store = Arc::new(store);
+            async move { store.history(&acme, &first_entries()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!history.is_finished(), "the history waits for the applier");
+        release.0.send(()).unwrap();
+        holder.join().unwrap();
+        let history = history.await.unwrap().unwrap();
+        assert_eq!(history.items.len(), 1);
     }
 
     /// A page of `V_FORECAST` itself, as (sku, date, draft, manual, version, note, editor,
@@ -949,8 +1330,9 @@ mod tests {
     #[tokio::test]
     async fn pages_read_in_memory_are_the_pages_of_the_view() {
         let (_dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
         scramble(&store, &mut Lcg(7)).await;
+        store.caught_up().await.unwrap();
         let connection = warehouse.api();
         let widths = [(1, 10), (3, 3), (1, 28), (11, 12)];
         for tenant in ["acme", "globex", "initech"].map(|t| TenantId::new(t).unwrap()) {
@@ -990,7 +1372,7 @@ mod tests {
     #[tokio::test]
     async fn the_copy_in_memory_is_what_a_reopen_reads() {
         let (dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
         scramble(&store, &mut Lcg(11)).await;
         let live = lock(&store.state.cells).clone();
         drop((store, warehouse));
@@ -1001,7 +1383,7 @@ mod tests {
     #[tokio::test]
     async fn a_rebuilt_draft_is_read_again_for_the_tenants_named() {
         let (_dir, warehouse) = seeded();
-        let store = DuckDbForecastStore::open(warehouse.api()).await.unwrap();
+        let store = DuckDbForecastStore::open(&warehouse).await.unwrap();
         warehouse
             .api()
             .lock()

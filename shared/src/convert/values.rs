@@ -78,17 +78,36 @@ pub fn parse_decimal(
     };
     let scale = scale as usize;
     let digits = DecimalDigits::read(body, scale, decimal_separator)?;
-    let mut unscaled = digits.unscaled;
-    for _ in digits.fraction_digits.min(scale)..scale {
-        unscaled *= 10;
+    let precision = usize::from(precision).min(MAX_DECIMAL_DIGITS);
+    if digits.integer_digits + scale > precision {
+        return Err(OUT_OF_RANGE);
     }
-    if digits.integer_digits + scale > precision as usize
-        || unscaled >= 10i128.pow(precision as u32)
-    {
-        return Err("decimal out of range for its precision");
+    // At most `precision` digits after the padding: no overflow.
+    let unscaled = digits.unscaled * POW10[scale - digits.fraction_digits.min(scale)];
+    if unscaled >= POW10[precision] {
+        return Err(OUT_OF_RANGE);
     }
     Ok(if negative { -unscaled } else { unscaled })
 }
+
+const OUT_OF_RANGE: ParseError = "decimal out of range for its precision";
+
+/// Digits of the widest decimal (Snowflake's NUMBER(38, s)).
+const MAX_DECIMAL_DIGITS: usize = 38;
+
+/// Powers of ten up to 10^38.
+const POW10: [i128; MAX_DECIMAL_DIGITS + 1] = {
+    let mut powers = [1i128; MAX_DECIMAL_DIGITS + 1];
+    let mut i = 1;
+    while i < powers.len() {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// Digits that always fit a `u64` accumulator.
+const U64_DIGITS: usize = 18;
 
 /// The digits of a decimal read up to `scale` fraction digits.
 struct DecimalDigits {
@@ -101,13 +120,12 @@ struct DecimalDigits {
 }
 
 impl DecimalDigits {
+    /// Reads the digits into a `u64` while they fit (every column up to precision 18), then
+    /// into an `i128`; past 38 kept digits no precision can hold the value.
     #[inline]
     fn read(body: &[u8], scale: usize, separator: u8) -> Result<Self, ParseError> {
-        let mut digits = DecimalDigits {
-            unscaled: 0,
-            integer_digits: 0,
-            fraction_digits: 0,
-        };
+        let (mut integer_digits, mut fraction_digits, mut kept) = (0usize, 0usize, 0usize);
+        let (mut narrow, mut wide) = (0u64, 0i128);
         let (mut seen_separator, mut any_digit) = (false, false);
         for &b in body {
             if b == separator && !seen_separator {
@@ -120,25 +138,42 @@ impl DecimalDigits {
             }
             any_digit = true;
             if seen_separator {
-                digits.fraction_digits += 1;
-                if digits.fraction_digits > scale {
+                fraction_digits += 1;
+                if fraction_digits > scale {
                     if digit != 0 {
                         return Err("more decimal places than the column's scale");
                     }
                     continue;
                 }
-            } else if digits.integer_digits == 0 && digit == 0 {
+            } else if integer_digits == 0 && digit == 0 {
                 continue;
             } else {
-                digits.integer_digits += 1;
+                integer_digits += 1;
             }
-            digits.unscaled = digits.unscaled * 10 + digit as i128;
+            kept += 1;
+            if kept <= U64_DIGITS {
+                narrow = narrow * 10 + u64::from(digit);
+            } else if kept <= MAX_DECIMAL_DIGITS {
+                if kept == U64_DIGITS + 1 {
+                    wide = i128::from(narrow);
+                }
+                wide = wide * 10 + i128::from(digit);
+            } else {
+                return Err(OUT_OF_RANGE);
+            }
         }
-        if any_digit {
-            Ok(digits)
-        } else {
-            Err("not a decimal")
+        if !any_digit {
+            return Err("not a decimal");
         }
+        Ok(DecimalDigits {
+            unscaled: if kept <= U64_DIGITS {
+                i128::from(narrow)
+            } else {
+                wide
+            },
+            integer_digits,
+            fraction_digits,
+        })
     }
 }
 
@@ -344,6 +379,32 @@ mod tests {
         assert!(parse_decimal(b"1000", 5, 2, b'.').is_err());
         assert!(parse_decimal(b"1.2.3", 5, 2, b'.').is_err());
         assert!(parse_decimal(b".", 5, 2, b'.').is_err());
+    }
+
+    #[test]
+    fn wide_decimals_keep_every_digit_and_longer_ones_are_out_of_range() {
+        // Past 18 digits the value moves from a u64 to an i128 accumulator.
+        let widest = "9".repeat(38);
+        assert_eq!(
+            parse_decimal(widest.as_bytes(), 38, 0, b'.'),
+            Ok(widest.parse::<i128>().unwrap())
+        );
+        assert_eq!(
+            parse_decimal(b"-1234567890123456789.0123456789", 38, 10, b'.'),
+            Ok(-12_345_678_901_234_567_890_123_456_789)
+        );
+        assert_eq!(
+            parse_decimal(b"123456789012345678", 18, 0, b'.'),
+            Ok(123_456_789_012_345_678)
+        );
+        // Far more digits than any precision: an error, never an overflow.
+        let long = format!("1{}", "0".repeat(60));
+        assert_eq!(
+            parse_decimal(long.as_bytes(), 38, 2, b'.'),
+            Err("decimal out of range for its precision")
+        );
+        let fraction = format!("0.{}", "1".repeat(60));
+        assert!(parse_decimal(fraction.as_bytes(), 38, 38, b'.').is_err());
     }
 
     #[test]

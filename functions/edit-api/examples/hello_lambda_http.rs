@@ -1,5 +1,6 @@
 //! The baseline of the cold-init benchmark (`bench/cold_init.py`): the smallest
-//! `lambda_http` function, an axum router answering "hello", built like the API functions.
+//! `lambda_http` function, an axum router answering "hello". It lives beside edit-api so it
+//! is built exactly like the API functions: the same dependency versions, profile and flags.
 
 use axum::{Router, routing::get};
 

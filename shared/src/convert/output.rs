@@ -497,6 +497,28 @@ struct PartitionBuffer {
     rows: usize,
 }
 
+/// How much larger than its compressed spill a partition's rows are taken to be: above
+/// LZ4's usual ratio on silver rows (2-3x), so a partition is never taken for smaller than
+/// it is.
+const SPILL_EXPANSION: u64 = 4;
+
+impl PartitionBuffer {
+    /// About how many bytes the partition's rows take in memory (erring high).
+    fn approximate_bytes(&self) -> usize {
+        let spilled: u64 = self
+            .segments
+            .iter()
+            .map(|segment| match *segment {
+                Segment::Arrow { len, .. } | Segment::Parquet { len, .. } => len,
+            })
+            .sum();
+        let buffered: usize = self.batches.iter().map(sliced_bytes).sum();
+        buffered.saturating_add(
+            usize::try_from(spilled.saturating_mul(SPILL_EXPANSION)).unwrap_or(usize::MAX),
+        )
+    }
+}
+
 /// A stretch of the spill file.
 #[derive(Debug, Clone, Copy)]
 enum Segment {
@@ -525,6 +547,8 @@ pub struct PartitionedWriter {
     batch_bytes: usize,
     commits_in_flight: usize,
     progress: Option<Arc<Progress>>,
+    threads: usize,
+    row_group_bytes: usize,
 }
 
 impl PartitionedWriter {
@@ -550,6 +574,8 @@ impl PartitionedWriter {
             batch_bytes: settings.batch_bytes,
             commits_in_flight: settings.commits_in_flight(),
             progress: settings.progress.clone(),
+            threads: settings.threads,
+            row_group_bytes: settings.row_group_bytes(),
         }
     }
 
@@ -699,58 +725,118 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Writes every partition, one at a time, in partition order, and commits each while
-    /// the next ones are written. Called only once the file is accepted. A written file
-    /// waiting for its commit holds its last part (a small partition: all of it), so at
-    /// most `commits_in_flight` wait at once; on S3 each commit is a round trip, which for
+    /// Writes every partition in partition order, and commits each while the next ones are
+    /// written. Called only once the file is accepted. A written file waiting for its
+    /// commit holds its last part (a small partition: all of it), so at most
+    /// `commits_in_flight` wait at once; on S3 each commit is a round trip, which for
     /// hundreds of daily partitions outweighs their encoding. A failure part-way leaves
     /// earlier partitions in place: a retry rewrites the same keys, and no manifest
-    /// announces them until every partition is written. (Encoding two partitions at once,
-    /// with two cores, cost a second row group: 10 MB cells broke the budget.)
+    /// announces them until every partition is written.
+    ///
+    /// With more than one core each partition is encoded on a thread of its own, and a
+    /// small partition's encoding ends while the next one is read back from the spill and
+    /// fed to its encoder: two small partitions in flight. A large one (past a quarter of a
+    /// row group) is written alone, so the memory held stays one row group and one batch.
     pub async fn finish(
         mut self,
         sink: &dyn ObjectSink,
         make_series: impl Fn(String) -> Result<ParquetSeries>,
     ) -> Result<Vec<ManifestFile>> {
         let mut commits = Commits::new(self.commits_in_flight);
-        for (key, buffer) in std::mem::take(&mut self.partitions) {
-            match self.write_partition(sink, &make_series, key, buffer).await {
-                Ok(written) => commits.start(written).await?,
-                Err(error) => {
-                    // The commits already started end as they end; none is left waiting.
-                    abort_quietly(commits.finish().await.map(drop));
-                    return Err(error);
-                }
+        let written = self
+            .write_partitions(sink, &make_series, &mut commits)
+            .await;
+        match written {
+            Ok(()) => commits.finish().await,
+            Err(error) => {
+                // The commits already started end as they end; none is left waiting.
+                abort_quietly(commits.finish().await.map(drop));
+                Err(error)
             }
         }
-        commits.finish().await
     }
 
-    /// A partition's files, written and uploaded but not committed.
-    async fn write_partition(
-        &self,
+    /// Fills and finishes every partition's series, handing each one's files to `commits`.
+    async fn write_partitions(
+        &mut self,
         sink: &dyn ObjectSink,
-        make_series: impl Fn(String) -> Result<ParquetSeries>,
-        key: i32,
-        buffer: PartitionBuffer,
-    ) -> Result<Vec<WrittenFile>> {
-        check_deadline(self.deadline, "writing partitions")?;
-        let mut series = make_series(self.partitioner.directory(key))?;
-        if let ([Segment::Parquet { offset, len, rows }], []) =
-            (buffer.segments.as_slice(), buffer.batches.as_slice())
-        {
-            // Encoded whole when it was spilled: copied out as it is.
-            let image = self.spill_file()?.bytes(*offset, *len)?;
-            return match series.write_encoded(sink, image, *rows).await {
-                Ok(()) => series.finish(sink).await,
-                Err(error) => {
-                    series.abort().await?;
-                    Err(error)
+        make_series: &impl Fn(String) -> Result<ParquetSeries>,
+        commits: &mut Commits,
+    ) -> Result<()> {
+        let small = self.row_group_bytes / 4;
+        // The previous partition: filled, its encoder closing the file on its thread.
+        let mut previous: Option<ParquetSeries> = None;
+        for (key, buffer) in std::mem::take(&mut self.partitions) {
+            let alongside = self.threads > 1 && buffer.approximate_bytes() <= small;
+            if !alongside && let Some(series) = previous.take() {
+                commits.start(series.finish(sink).await?).await?;
+            }
+            let finishing = async {
+                match previous.take() {
+                    Some(series) => series.finish(sink).await.map(Some),
+                    None => Ok(None),
                 }
             };
+            let (filled, finished) = tokio::join!(
+                self.fill_partition(sink, make_series, key, buffer),
+                finishing
+            );
+            match (filled, finished) {
+                (Ok(series), Ok(done)) => {
+                    if let Some(written) = done {
+                        commits.start(written).await?;
+                    }
+                    if alongside {
+                        previous = Some(series);
+                    } else {
+                        commits.start(series.finish(sink).await?).await?;
+                    }
+                }
+                (Ok(series), Err(error)) => {
+                    series.abort().await?;
+                    return Err(error);
+                }
+                (Err(error), Ok(done)) => {
+                    if let Some(written) = done {
+                        abort_all(written).await?;
+                    }
+                    return Err(error);
+                }
+                (Err(error), Err(_)) => return Err(error),
+            }
         }
-        match self.replay(sink, &mut series, buffer).await {
-            Ok(()) => series.finish(sink).await,
+        if let Some(series) = previous.take() {
+            commits.start(series.finish(sink).await?).await?;
+        }
+        Ok(())
+    }
+
+    /// A partition's series with all its rows handed to the encoder (or, if that fails,
+    /// aborted).
+    async fn fill_partition(
+        &self,
+        sink: &dyn ObjectSink,
+        make_series: &impl Fn(String) -> Result<ParquetSeries>,
+        key: i32,
+        buffer: PartitionBuffer,
+    ) -> Result<ParquetSeries> {
+        check_deadline(self.deadline, "writing partitions")?;
+        let mut series = make_series(self.partitioner.directory(key))?;
+        let filled = match (buffer.segments.as_slice(), buffer.batches.as_slice()) {
+            // Encoded whole when it was spilled: copied out as it is.
+            ([Segment::Parquet { offset, len, rows }], []) => {
+                match self
+                    .spill_file()
+                    .and_then(|spill| spill.bytes(*offset, *len))
+                {
+                    Ok(image) => series.write_encoded(sink, image, *rows).await,
+                    Err(error) => Err(error),
+                }
+            }
+            _ => self.replay(sink, &mut series, buffer).await,
+        };
+        match filled {
+            Ok(()) => Ok(series),
             Err(error) => {
                 series.abort().await?;
                 Err(error)

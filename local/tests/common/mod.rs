@@ -29,12 +29,13 @@ pub fn children_peak_rss() -> u64 {
 
 /// Asserts that the largest child stayed within `budget_mb` plus a fixed allowance for the
 /// binary, runtime and allocator, and below the size of its input (it streamed). The
-/// allowance is 48 MiB: the test binary carries the local warehouse (DuckDB, unoptimised),
-/// whose relocations alone make 25 MiB resident at start (15 without it); issue 8's bound
-/// is the budget plus 64 MiB.
+/// allowance is issue 8's bound, 64 MiB: the test binary carries the local warehouse
+/// (DuckDB, unoptimised), whose relocations alone make 25 MiB resident at start (15 without
+/// it). With a 24 MiB budget the debug binary peaked at 66-72 MiB on 2026-12-07 (57 in
+/// most runs before), the release binary at 48-54 MiB.
 pub fn assert_peak_rss_within(budget_mb: u64, input_bytes: u64) {
     let peak = children_peak_rss();
-    let allowed = (budget_mb + 48) << 20;
+    let allowed = (budget_mb + 64) << 20;
     assert!(
         peak < allowed,
         "peak RSS {} MiB for a {} MiB input exceeds {} MiB",

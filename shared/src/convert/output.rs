@@ -41,7 +41,7 @@ use super::{
     columns,
     plan::Plan,
     progress::Progress,
-    settings::{ConvertSettings, check_deadline},
+    settings::{COLUMN_OVERHEAD_BYTES, ConvertSettings, check_deadline},
     values::{format_date, month_index},
 };
 use crate::{
@@ -735,8 +735,11 @@ impl PartitionedWriter {
     ///
     /// With more than one core each partition is encoded on a thread of its own, and a
     /// small partition's encoding ends while the next one is read back from the spill and
-    /// fed to its encoder: two small partitions in flight. A large one (past a quarter of a
-    /// row group) is written alone, so the memory held stays one row group and one batch.
+    /// fed to its encoder: two small partitions in flight. A partition is small when its
+    /// rows and a second encoder's fixed cost (every column's encoder, page buffers and
+    /// zstd context) fit in a quarter of a row group; a larger one is written alone, so the
+    /// memory held stays one row group and one batch. Small budgets never overlap: at 24 MiB
+    /// a second encoder for 14 columns would be 4.4 MiB over it.
     pub async fn finish(
         mut self,
         sink: &dyn ObjectSink,
@@ -764,10 +767,12 @@ impl PartitionedWriter {
         commits: &mut Commits,
     ) -> Result<()> {
         let small = self.row_group_bytes / 4;
+        let encoder_bytes = self.schema.fields().len() * COLUMN_OVERHEAD_BYTES;
         // The previous partition: filled, its encoder closing the file on its thread.
         let mut previous: Option<ParquetSeries> = None;
         for (key, buffer) in std::mem::take(&mut self.partitions) {
-            let alongside = self.threads > 1 && buffer.approximate_bytes() <= small;
+            let alongside = self.threads > 1
+                && encoder_bytes.saturating_add(buffer.approximate_bytes()) <= small;
             if !alongside && let Some(series) = previous.take() {
                 commits.start(series.finish(sink).await?).await?;
             }

@@ -455,7 +455,11 @@ mod tests {
                     });
                     assert_eq!(
                         (short.unscaled, short.integer_digits, short.fraction_digits),
-                        (general.unscaled, general.integer_digits, general.fraction_digits),
+                        (
+                            general.unscaled,
+                            general.integer_digits,
+                            general.fraction_digits
+                        ),
                         "{:?} scale {scale}",
                         String::from_utf8_lossy(body)
                     );
@@ -463,7 +467,10 @@ mod tests {
                 }
             }
         }
-        assert!(compared > 10_000, "the short path took only {compared} strings");
+        assert!(
+            compared > 10_000,
+            "the short path took only {compared} strings"
+        );
     }
 
     #[test]

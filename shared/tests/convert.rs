@@ -476,6 +476,33 @@ async fn spilled_partitions_keep_every_row_in_order() {
 }
 
 #[tokio::test]
+async fn memory_grows_with_the_number_of_partitions_no_more() {
+    // One row on each of 3,000 days, shuffled: the rows are ~200 KB, under the 1.3 MiB
+    // buffer of a 4 MiB budget, but each one is a slice of its batch held by its partition,
+    // and those slices' arrays (15 columns each) are ~9 MB. Uncounted, they stayed in
+    // memory until the end (a 40,000-day file peaked at 160 MiB under a 24 MiB budget);
+    // counted, they are spilled like any rows.
+    let first = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let rows: Vec<String> = (0..3_000u64)
+        .map(|i| {
+            let day = first + chrono::Days::new(i * 7_919 % 3_000);
+            format!("S{i},L1,{day},{i},1.00,1,false,c,web,")
+        })
+        .collect();
+    let settings = ConvertSettings {
+        batch_rows: 1_024,
+        ..ConvertSettings::default().with_memory_budget(4 << 20)
+    };
+    let out = convert_all_or_nothing(&rows, settings).await;
+    assert!(
+        out.manifest.spilled_bytes > 0,
+        "the slices' own memory forced a spill"
+    );
+    assert_eq!(out.manifest.rows_written, 3_000);
+    assert_eq!(out.manifest.partitions.len(), 3_000);
+}
+
+#[tokio::test]
 async fn date_ordered_partitions_spill_as_parquet_and_keep_every_row() {
     // Rows in date order, 600 a day, under a budget that spills every few days: each day
     // is spilled whole (encoded then, copied at the end) except the ones a spill cuts in

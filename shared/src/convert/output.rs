@@ -497,6 +497,12 @@ struct PartitionBuffer {
     rows: usize,
 }
 
+/// Memory a partition's slice of a batch takes beyond the rows it shares with its parent:
+/// the batch and an array object per column. With a row or two per partition in each input
+/// batch (tens of thousands of days, shuffled), these outweighed the rows themselves and
+/// took the process past its budget when they were not counted.
+const SLICE_BYTES_PER_COLUMN: usize = 192;
+
 /// How much larger than its compressed spill a partition's rows are taken to be: above
 /// LZ4's usual ratio on silver rows (2-3x), so a partition is never taken for smaller than
 /// it is.
@@ -669,6 +675,7 @@ impl PartitionedWriter {
     }
 
     fn hand(&mut self, key: i32, rows: RecordBatch) {
+        self.buffered_bytes += (rows.num_columns() + 1) * SLICE_BYTES_PER_COLUMN;
         let buffer = self.partitions.entry(key).or_default();
         buffer.rows += rows.num_rows();
         buffer.batches.push(rows);

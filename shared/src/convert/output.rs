@@ -752,6 +752,7 @@ impl PartitionedWriter {
         sink: &dyn ObjectSink,
         make_series: impl Fn(String) -> Result<ParquetSeries>,
     ) -> Result<Vec<ManifestFile>> {
+        release_freed_memory();
         let mut commits = Commits::new(self.commits_in_flight);
         let written = self
             .write_partitions(sink, &make_series, &mut commits)
@@ -906,6 +907,19 @@ impl PartitionedWriter {
             Some(last) => series.write(sink, &last).await,
             None => Ok(()),
         }
+    }
+}
+
+/// Hands the memory the reading phase freed back to the system before the partitions are
+/// written. With two cores the rows were grouped on other threads, whose glibc heaps keep
+/// what they free for their own use: the encoders could not reuse it, and the peak was the
+/// two phases' peaks added up (390-490 MiB for a 511-column file by day under 256 MiB).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns the allocator's free pages to the kernel; no live
+    // allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -425,20 +425,14 @@ mod tests {
     fn the_short_decimal_path_agrees_with_the_general_one() {
         // Every string of up to six characters over digits, separators and a stray byte.
         let alphabet = b"0159.,x";
-        let mut strings = vec![Vec::new()];
+        let mut length = vec![Vec::new()];
+        let mut strings = length.clone();
         for _ in 0..6 {
-            let longer: Vec<Vec<u8>> = strings
+            length = length
                 .iter()
-                .filter(|s| s.len() == strings.last().map_or(0, Vec::len))
-                .flat_map(|s| {
-                    alphabet.iter().map(move |&b| {
-                        let mut t = s.clone();
-                        t.push(b);
-                        t
-                    })
-                })
+                .flat_map(|s| alphabet.iter().map(move |&b| [s.as_slice(), &[b]].concat()))
                 .collect();
-            strings.extend(longer);
+            strings.extend_from_slice(&length);
         }
         strings.push(b"123456789012345678".to_vec());
         strings.push(b"12345678901234567.8".to_vec());

@@ -1211,7 +1211,10 @@ impl SilverWriter {
         let writer = PartitionedWriter::new(partitioner, schema, properties, settings);
         Ok(match settings.threads {
             0 | 1 => SilverWriter::Partitioned(Box::new(writer)),
-            _ => SilverWriter::PartitionedThread(PartitionThread::spawn(writer)?),
+            _ => SilverWriter::PartitionedThread(PartitionThread::spawn(
+                writer,
+                settings.partition_queue_batches(),
+            )?),
         })
     }
 
@@ -1296,8 +1299,8 @@ pub struct PartitionThread {
 }
 
 impl PartitionThread {
-    fn spawn(mut writer: PartitionedWriter) -> Result<Self> {
-        let (sender, mut batches) = mpsc::channel::<RecordBatch>(1);
+    fn spawn(mut writer: PartitionedWriter, queue: usize) -> Result<Self> {
+        let (sender, mut batches) = mpsc::channel::<RecordBatch>(queue);
         let spilled = Arc::new(AtomicU64::new(0));
         let seen = spilled.clone();
         let thread = std::thread::Builder::new()

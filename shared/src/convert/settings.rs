@@ -101,9 +101,25 @@ impl ConvertSettings {
         }
     }
 
-    /// Bytes of partitioned batches held before spilling.
+    /// Bytes of partitioned batches held before spilling: a third of the budget, less what
+    /// the batches queued for the partitioning thread take.
     pub fn buffer_limit(&self) -> usize {
-        self.memory_budget / 3
+        let queued = (self.partition_queue_batches() - 1) * self.batch_bytes;
+        (self.memory_budget / 3)
+            .saturating_sub(queued)
+            .max(self.memory_budget / 6)
+    }
+
+    /// Batches that may wait for the partitioning thread (with more than one core). A spill
+    /// keeps that thread from taking batches for a few hundred milliseconds; a queue of one
+    /// stopped parsing for as long, so two cores did the work of 1.2. Eight at the default
+    /// budget (an eighth of it), one at small budgets.
+    pub fn partition_queue_batches(&self) -> usize {
+        if self.threads > 1 {
+            (self.memory_budget / 8 / self.batch_bytes.max(1)).clamp(1, 8)
+        } else {
+            1
+        }
     }
 
     /// Partition files committed at once while later partitions are written: each holds

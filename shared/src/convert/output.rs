@@ -28,6 +28,7 @@ use arrow_ipc::{reader::StreamReader, writer::StreamWriter};
 use arrow_schema::{DataType, SchemaRef};
 use arrow_select::concat::concat_batches;
 use bytes::Bytes;
+use futures::{StreamExt, stream::FuturesOrdered};
 use lz4_flex::frame::{FrameDecoder, FrameEncoder};
 use parquet::{
     arrow::{ArrowWriter, arrow_reader::ParquetRecordBatchReaderBuilder},
@@ -35,7 +36,7 @@ use parquet::{
     file::properties::{EnabledStatistics, WriterProperties},
     schema::types::ColumnPath,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::{
     columns,
@@ -503,31 +504,27 @@ struct PartitionBuffer {
 /// took the process past its budget when they were not counted.
 const SLICE_BYTES_PER_COLUMN: usize = 192;
 
-/// How much larger than its compressed spill a partition's rows are taken to be: above
-/// LZ4's usual ratio on silver rows (2-3x), so a partition is never taken for smaller than
-/// it is.
-const SPILL_EXPANSION: u64 = 4;
-
 impl PartitionBuffer {
-    /// About how many bytes the partition's rows take in memory (erring high).
+    /// About how many bytes the partition's rows take in memory: its buffered slices, and
+    /// its spilled segments as large as they were before they were spilled (LZ4 shrinks
+    /// repetitive rows a hundredfold, so their spilled size says nothing of it).
     fn approximate_bytes(&self) -> usize {
-        let spilled: u64 = self
-            .segments
-            .iter()
-            .map(|segment| match *segment {
-                Segment::Arrow { len, .. } | Segment::Parquet { len, .. } => len,
-            })
-            .sum();
+        let spilled: usize = self.segments.iter().map(|s| s.memory_bytes).sum();
         let buffered: usize = self.batches.iter().map(sliced_bytes).sum();
-        buffered.saturating_add(
-            usize::try_from(spilled.saturating_mul(SPILL_EXPANSION)).unwrap_or(usize::MAX),
-        )
+        buffered.saturating_add(spilled)
     }
 }
 
-/// A stretch of the spill file.
+/// A stretch of the spill file and how many bytes its rows took in memory.
 #[derive(Debug, Clone, Copy)]
-enum Segment {
+struct Segment {
+    place: SpillPlace,
+    memory_bytes: usize,
+}
+
+/// Where a segment's rows are in the spill file, and how they are stored.
+#[derive(Debug, Clone, Copy)]
+enum SpillPlace {
     /// LZ4 Arrow IPC batches: cheap to write and read back.
     Arrow { offset: u64, len: u64 },
     /// A finished Parquet file image. A partition spilled once as a whole (rows in date
@@ -704,19 +701,23 @@ impl PartitionedWriter {
                 // in date order), is encoded now: later it is only copied.
                 let whole = buffer.segments.is_empty()
                     && buffer.rows * WHOLE_PARTITION_SHARE >= self.buffered_rows;
-                let segment = if whole {
+                let place = if whole {
                     let image = encode_file(&self.schema, &self.properties, &merged)?;
                     let (offset, len) = spill.append_bytes(&image)?;
-                    Segment::Parquet {
+                    SpillPlace::Parquet {
                         offset,
                         len,
                         rows: buffer.rows as u64,
                     }
                 } else {
                     let (offset, len) = spill.append(&self.schema, &merged)?;
-                    Segment::Arrow { offset, len }
+                    SpillPlace::Arrow { offset, len }
                 };
-                buffer.segments.push(segment);
+                let memory_bytes = merged.iter().map(sliced_bytes).sum();
+                buffer.segments.push(Segment {
+                    place,
+                    memory_bytes,
+                });
             }
             buffer.rows = 0;
         }
@@ -740,13 +741,14 @@ impl PartitionedWriter {
     /// earlier partitions in place: a retry rewrites the same keys, and no manifest
     /// announces them until every partition is written.
     ///
-    /// With more than one core each partition is encoded on a thread of its own, and a
-    /// small partition's encoding ends while the next one is read back from the spill and
-    /// fed to its encoder: two small partitions in flight. A partition is small when its
-    /// rows and a second encoder's fixed cost (every column's encoder, page buffers and
-    /// zstd context) fit in a quarter of a row group; a larger one is written alone, so the
-    /// memory held stays one row group and one batch. Small budgets never overlap: at 24 MiB
-    /// a second encoder for 14 columns would be 4.4 MiB over it.
+    /// With more than one core each partition is encoded on a thread of its own, and small
+    /// partitions close their files (where their pages are compressed) while the next one
+    /// is read back from the spill and fed to its encoder: one closing per core, three at
+    /// most, so the cores close files side by side. A partition is small when its rows and
+    /// its encoder's fixed cost (every column's encoder, page buffers and zstd context) fit
+    /// in a quarter of a row group; a larger one is written alone, so the memory held stays
+    /// one row group and one batch. Small budgets never overlap: at 24 MiB a second encoder
+    /// for 14 columns would be 4.4 MiB over it.
     pub async fn finish(
         mut self,
         sink: &dyn ObjectSink,
@@ -776,52 +778,67 @@ impl PartitionedWriter {
     ) -> Result<()> {
         let small = self.row_group_bytes / 4;
         let encoder_bytes = self.schema.fields().len() * COLUMN_OVERHEAD_BYTES;
-        // The previous partition: filled, its encoder closing the file on its thread.
-        let mut previous: Option<ParquetSeries> = None;
-        for (key, buffer) in std::mem::take(&mut self.partitions) {
-            let alongside = self.threads > 1
-                && encoder_bytes.saturating_add(buffer.approximate_bytes()) <= small;
-            if !alongside && let Some(series) = previous.take() {
-                commits.start(series.finish(sink).await?).await?;
+        let closing_at_most = (self.threads + 1).min(3);
+        // Small partitions filled and closing on their encoders' threads, oldest first.
+        let mut closing = FuturesOrdered::new();
+        let outcome = async {
+            for (key, buffer) in std::mem::take(&mut self.partitions) {
+                let alongside = self.threads > 1
+                    && encoder_bytes.saturating_add(buffer.approximate_bytes()) <= small;
+                if !alongside {
+                    while let Some(written) = closing.next().await {
+                        commits.start(written?).await?;
+                    }
+                }
+                let fill = self.fill_partition(sink, make_series, key, buffer);
+                tokio::pin!(fill);
+                // The closing files are uploaded as they end, while this one fills.
+                let mut failed = None;
+                let filled = loop {
+                    tokio::select! {
+                        biased;
+                        filled = &mut fill => break filled,
+                        Some(written) = closing.next(), if !closing.is_empty() => {
+                            if let Err(error) = async { commits.start(written?).await }.await {
+                                failed.get_or_insert(error);
+                            }
+                        }
+                    }
+                };
+                let series = match (filled, failed) {
+                    (Ok(series), None) => series,
+                    (Ok(series), Some(error)) => {
+                        series.abort().await?;
+                        return Err(error);
+                    }
+                    (Err(error), _) => return Err(error),
+                };
+                if alongside {
+                    closing.push_back(series.finish(sink));
+                    if closing.len() > closing_at_most
+                        && let Some(written) = closing.next().await
+                    {
+                        commits.start(written?).await?;
+                    }
+                } else {
+                    commits.start(series.finish(sink).await?).await?;
+                }
             }
-            let finishing = async {
-                match previous.take() {
-                    Some(series) => series.finish(sink).await.map(Some),
-                    None => Ok(None),
+            while let Some(written) = closing.next().await {
+                commits.start(written?).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if outcome.is_err() {
+            // The files still closing end as they end and are aborted; none is left open.
+            while let Some(written) = closing.next().await {
+                if let Ok(written) = written {
+                    abort_quietly(abort_all(written).await);
                 }
-            };
-            let (filled, finished) = tokio::join!(
-                self.fill_partition(sink, make_series, key, buffer),
-                finishing
-            );
-            match (filled, finished) {
-                (Ok(series), Ok(done)) => {
-                    if let Some(written) = done {
-                        commits.start(written).await?;
-                    }
-                    if alongside {
-                        previous = Some(series);
-                    } else {
-                        commits.start(series.finish(sink).await?).await?;
-                    }
-                }
-                (Ok(series), Err(error)) => {
-                    series.abort().await?;
-                    return Err(error);
-                }
-                (Err(error), Ok(done)) => {
-                    if let Some(written) = done {
-                        abort_all(written).await?;
-                    }
-                    return Err(error);
-                }
-                (Err(error), Err(_)) => return Err(error),
             }
         }
-        if let Some(series) = previous.take() {
-            commits.start(series.finish(sink).await?).await?;
-        }
-        Ok(())
+        outcome
     }
 
     /// A partition's series with all its rows handed to the encoder (or, if that fails,
@@ -837,7 +854,15 @@ impl PartitionedWriter {
         let mut series = make_series(self.partitioner.directory(key))?;
         let filled = match (buffer.segments.as_slice(), buffer.batches.as_slice()) {
             // Encoded whole when it was spilled: copied out as it is.
-            ([Segment::Parquet { offset, len, rows }], []) => {
+            (
+                [
+                    Segment {
+                        place: SpillPlace::Parquet { offset, len, rows },
+                        ..
+                    },
+                ],
+                [],
+            ) => {
                 match self
                     .spill_file()
                     .and_then(|spill| spill.bytes(*offset, *len))
@@ -869,11 +894,11 @@ impl PartitionedWriter {
         segment: Segment,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>>>> {
         let spill = self.spill_file()?;
-        Ok(match segment {
-            Segment::Arrow { offset, len } => {
+        Ok(match segment.place {
+            SpillPlace::Arrow { offset, len } => {
                 Box::new(spill.read(offset, len)?.map(|b| b.map_err(Error::from)))
             }
-            Segment::Parquet { offset, len, .. } => {
+            SpillPlace::Parquet { offset, len, .. } => {
                 let reader = ParquetRecordBatchReaderBuilder::try_new(spill.bytes(offset, len)?)?
                     .with_batch_size(self.batch_rows)
                     .build()?;
@@ -1213,7 +1238,7 @@ impl SilverWriter {
             0 | 1 => SilverWriter::Partitioned(Box::new(writer)),
             _ => SilverWriter::PartitionedThread(PartitionThread::spawn(
                 writer,
-                settings.partition_queue_batches(),
+                settings.partition_queue_bytes(),
             )?),
         })
     }
@@ -1292,22 +1317,31 @@ impl SilverWriter {
 /// A [`PartitionedWriter`] on its own thread. After an error the thread drops what it is
 /// sent (so the reader never waits on it) and returns the error when joined.
 pub struct PartitionThread {
-    batches: Option<mpsc::Sender<RecordBatch>>,
+    batches: Option<mpsc::Sender<(RecordBatch, OwnedSemaphorePermit)>>,
+    /// Bytes the queued batches may take: a batch holds its size in permits until the
+    /// thread has taken it (a batch larger than the queue waits for it to empty).
+    room: Arc<Semaphore>,
+    room_bytes: u32,
     thread: Option<std::thread::JoinHandle<(PartitionedWriter, Result<()>)>>,
     /// The writer's spilled bytes, as of its last batch.
     spilled: Arc<AtomicU64>,
 }
 
+/// Most batches that wait for the partitioning thread, whatever their bytes.
+const PARTITION_QUEUE_BATCHES: usize = 8;
+
 impl PartitionThread {
-    fn spawn(mut writer: PartitionedWriter, queue: usize) -> Result<Self> {
-        let (sender, mut batches) = mpsc::channel::<RecordBatch>(queue);
+    fn spawn(mut writer: PartitionedWriter, queue_bytes: usize) -> Result<Self> {
+        let room_bytes = u32::try_from(queue_bytes).unwrap_or(u32::MAX).max(1);
+        let (sender, mut batches) =
+            mpsc::channel::<(RecordBatch, OwnedSemaphorePermit)>(PARTITION_QUEUE_BATCHES);
         let spilled = Arc::new(AtomicU64::new(0));
         let seen = spilled.clone();
         let thread = std::thread::Builder::new()
             .name("partitioner".into())
             .spawn(move || {
                 let mut outcome = Ok(());
-                while let Some(batch) = batches.blocking_recv() {
+                while let Some((batch, _room)) = batches.blocking_recv() {
                     if outcome.is_ok() {
                         outcome = writer.push(batch);
                         seen.store(writer.spilled_bytes(), Ordering::Relaxed);
@@ -1318,6 +1352,8 @@ impl PartitionThread {
             .map_err(|e| Error::io("starting the partitioning thread", e))?;
         Ok(PartitionThread {
             batches: Some(sender),
+            room: Arc::new(Semaphore::new(room_bytes as usize)),
+            room_bytes,
             thread: Some(thread),
             spilled,
         })
@@ -1325,7 +1361,19 @@ impl PartitionThread {
 
     async fn push(&mut self, batch: RecordBatch) -> Result<()> {
         let sender = self.batches.as_ref().ok_or_else(partitioner_stopped)?;
-        sender.send(batch).await.map_err(|_| partitioner_stopped())
+        let bytes = u32::try_from(batch.get_array_memory_size())
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.room_bytes);
+        let room = self
+            .room
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|_| partitioner_stopped())?;
+        sender
+            .send((batch, room))
+            .await
+            .map_err(|_| partitioner_stopped())
     }
 
     /// Closes the channel and waits for the thread to finish what it was sent.
@@ -1500,5 +1548,58 @@ impl RejectLog {
         if let Some(upload) = self.upload.take() {
             abort_quietly(upload.abort().await);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::StringArray;
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn a_spilled_partition_counts_the_memory_its_rows_took_not_their_compressed_size() {
+        // 2,000 rows of a repeated kilobyte: 2 MB in memory, a few kilobytes of LZ4. Taken
+        // by its spill, such a partition looked small enough to be written beside others,
+        // and three of them (70 MB each, rows of 10 MB cells) were read back at once.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("date", DataType::Date32, false),
+            Field::new("notes", DataType::Utf8, false),
+        ]));
+        let rows = 2_000;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Date32Array::from(vec![19_000; rows])),
+                Arc::new(StringArray::from(vec!["a".repeat(1_000); rows])),
+            ],
+        )
+        .unwrap();
+        let spill_dir = tempfile::tempdir().unwrap();
+        let partitioner = Partitioner {
+            column: 0,
+            name: "date".into(),
+            column_type: ColumnType::Date,
+            granularity: Granularity::Day,
+        };
+        let settings = ConvertSettings::default().with_spill_dir(spill_dir.path());
+        let mut writer = PartitionedWriter::new(
+            partitioner,
+            schema,
+            WriterProperties::builder().build(),
+            &settings,
+        );
+        writer.push(batch).unwrap();
+        writer.spill_all().unwrap();
+        let spilled = writer.spilled_bytes() as usize;
+        let partition = &writer.partitions[&19_000];
+        assert!(partition.batches.is_empty(), "everything was spilled");
+        assert!(spilled < 100_000, "spilled {spilled} bytes");
+        assert!(
+            partition.approximate_bytes() >= rows * 1_000,
+            "taken for {} bytes",
+            partition.approximate_bytes()
+        );
     }
 }

@@ -102,23 +102,22 @@ impl ConvertSettings {
     }
 
     /// Bytes of partitioned batches held before spilling: a third of the budget, less what
-    /// the batches queued for the partitioning thread take.
+    /// may wait for the partitioning thread.
     pub fn buffer_limit(&self) -> usize {
-        let queued = (self.partition_queue_batches() - 1) * self.batch_bytes;
-        (self.memory_budget / 3)
-            .saturating_sub(queued)
-            .max(self.memory_budget / 6)
+        (self.memory_budget / 3).saturating_sub(self.partition_queue_bytes())
     }
 
-    /// Batches that may wait for the partitioning thread (with more than one core). A spill
-    /// keeps that thread from taking batches for a few hundred milliseconds; a queue of one
-    /// stopped parsing for as long, so two cores did the work of 1.2. Eight at the default
-    /// budget (an eighth of it), one at small budgets.
-    pub fn partition_queue_batches(&self) -> usize {
-        if self.threads > 1 {
-            (self.memory_budget / 8 / self.batch_bytes.max(1)).clamp(1, 8)
+    /// Bytes of batches that may wait for the partitioning thread (with more than one
+    /// core): an eighth of the budget. A spill keeps that thread from taking batches; with
+    /// room for one batch parsing stopped as long, and two cores did the work of 1.2. The
+    /// smaller buffer also makes each spill shorter, so the queue covers it. Budgets too
+    /// small for two batches keep room for one.
+    pub fn partition_queue_bytes(&self) -> usize {
+        let queue = self.memory_budget / 8;
+        if self.threads > 1 && queue >= 2 * self.batch_bytes {
+            queue
         } else {
-            1
+            0
         }
     }
 

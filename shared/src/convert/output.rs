@@ -790,29 +790,9 @@ impl PartitionedWriter {
                         commits.start(written?).await?;
                     }
                 }
-                let fill = self.fill_partition(sink, make_series, key, buffer);
-                tokio::pin!(fill);
-                // The closing files are uploaded as they end, while this one fills.
-                let mut failed = None;
-                let filled = loop {
-                    tokio::select! {
-                        biased;
-                        filled = &mut fill => break filled,
-                        Some(written) = closing.next(), if !closing.is_empty() => {
-                            if let Err(error) = async { commits.start(written?).await }.await {
-                                failed.get_or_insert(error);
-                            }
-                        }
-                    }
-                };
-                let series = match (filled, failed) {
-                    (Ok(series), None) => series,
-                    (Ok(series), Some(error)) => {
-                        series.abort().await?;
-                        return Err(error);
-                    }
-                    (Err(error), _) => return Err(error),
-                };
+                let series = self
+                    .fill_beside(sink, make_series, (key, buffer), &mut closing, commits)
+                    .await?;
                 if alongside {
                     closing.push_back(series.finish(sink));
                     if closing.len() > closing_at_most
@@ -839,6 +819,40 @@ impl PartitionedWriter {
             }
         }
         outcome
+    }
+
+    /// [`PartitionedWriter::fill_partition`] while the files in `closing` end and are
+    /// committed. A failed commit is returned once the partition is filled (and aborted).
+    async fn fill_beside<F: Future<Output = Result<Vec<WrittenFile>>>>(
+        &self,
+        sink: &dyn ObjectSink,
+        make_series: &impl Fn(String) -> Result<ParquetSeries>,
+        (key, buffer): (i32, PartitionBuffer),
+        closing: &mut FuturesOrdered<F>,
+        commits: &mut Commits,
+    ) -> Result<ParquetSeries> {
+        let fill = self.fill_partition(sink, make_series, key, buffer);
+        tokio::pin!(fill);
+        let mut failed = None;
+        let filled = loop {
+            tokio::select! {
+                biased;
+                filled = &mut fill => break filled,
+                Some(written) = closing.next(), if !closing.is_empty() => {
+                    if let Err(error) = async { commits.start(written?).await }.await {
+                        failed.get_or_insert(error);
+                    }
+                }
+            }
+        };
+        match (filled, failed) {
+            (Ok(series), None) => Ok(series),
+            (Ok(series), Some(error)) => {
+                series.abort().await?;
+                Err(error)
+            }
+            (Err(error), _) => Err(error),
+        }
     }
 
     /// A partition's series with all its rows handed to the encoder (or, if that fails,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{
     columns::Lineage,
     input::{self, TextReader},
-    output::{RejectLog, SilverWriter},
+    output::{RejectLog, SilverWriter, bound_allocator_retention},
     progress,
     read::{Job, Stop},
     settings::ConvertSettings,
@@ -100,6 +100,7 @@ impl Converter {
     /// committed but what the sink already had); a bad file is an `Ok` manifest with status
     /// `rejected`. A file without a contract whose sniffed types widen is read twice.
     pub async fn run(&self, input: &dyn Input, sink: &dyn ObjectSink) -> Result<Manifest> {
+        bound_allocator_retention();
         let started = std::time::Instant::now();
         let keys = self.keys();
         let mut manifest = *match self.pass(input.open().await?, sink, &keys, None).await? {

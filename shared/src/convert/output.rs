@@ -283,7 +283,7 @@ impl SeriesEncoder {
             Some(file) => file,
             None => {
                 let writer = ArrowWriter::try_new(
-                    Vec::with_capacity(self.upload_chunk),
+                    Vec::new(),
                     self.schema.clone(),
                     Some(self.properties.clone()),
                 )?;
@@ -959,6 +959,22 @@ fn release_freed_memory() {
     // allocation is touched.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Keeps glibc from holding on to large freed blocks. By default it raises its mmap
+/// threshold to the largest block freed so far (up to 32 MiB), after which rows of
+/// megabyte cells come from the heaps of the threads that allocate them, and each heap
+/// keeps what is freed: with two cores a by-day file of 15 MiB cells peaked 30 MiB above
+/// the same file on one core (177 -> 160 MiB under a 128 MiB budget with this). Blocks of
+/// 8 MiB and more are mapped and unmapped; the heap is trimmed past 64 MiB of free top.
+/// Once per conversion; the settings are the process's.
+pub fn bound_allocator_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's thresholds for later calls.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 

@@ -549,12 +549,12 @@ mod zstd_codec {
     /// small pages, while a context grown for megabyte pages is mostly let go.
     const IDLE_BYTES_MAX: usize = 8 << 20;
 
-    fn take_compressor(level: i32) -> Compressor {
+    fn take_compressor(level: i32) -> std::io::Result<Compressor> {
         let reused = IDLE_COMPRESSORS.lock().ok().and_then(|mut idle| {
             let at = idle.iter().rposition(|(l, _)| *l == level)?;
             Some(idle.swap_remove(at).1)
         });
-        reused.unwrap_or_else(|| Compressor::new(level).expect("valid zstd compression level"))
+        reused.map_or_else(|| Compressor::new(level), Ok)
     }
 
     fn give_back(level: i32, mut compressor: Compressor) {
@@ -631,10 +631,10 @@ mod zstd_codec {
             let len = zstd::zstd_safe::compress_bound(input_buf.len());
             output_buf.reserve(len);
 
-            let level = self.level;
-            let compressor = self
-                .compressor
-                .get_or_insert_with(|| take_compressor(level));
+            let compressor = match &mut self.compressor {
+                Some(compressor) => compressor,
+                None => self.compressor.insert(take_compressor(self.level)?),
+            };
             let mut cursor = Cursor::new(output_buf);
             cursor.set_position(offset as u64);
             let _written = compressor.compress_to_buffer(input_buf, &mut cursor)?;
